@@ -1,0 +1,114 @@
+//! # kmskit-core
+//!
+//! The contracts of kmskit, a key management service that runs inside your process: identifiers and key
+//! metadata, the [`KeyProvider`] API (the Alibaba Cloud KMS operations, every call carrying a
+//! [`Caller`]), the [`KeyStore`] SPI a local backend implements, the engine [`Kms<S>`] that implements the
+//! key lifecycle once for every store, the AEAD engines, the ciphertext blob format and the encryption
+//! context.
+//!
+//! Most users depend on the `kmskit` facade instead, which re-exports this crate with the backends.
+//!
+//! ```
+//! use kmskit_core::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, Kms};
+//! use kmskit_core::store::{KeyStore, Loaded, MaterialId, SoftwareKeys, AliasRecord, KeyRecord};
+//! # use kmskit_core::{Result, KeyId, AliasName, key::{KeySpec, ProtectionLevel}, crypto::{Algorithm, NONCE_LEN, TAG_LEN}};
+//! # #[derive(Debug)]
+//! # struct Tiny(SoftwareKeys);
+//! # impl KeyStore for Tiny {
+//! #     fn protection_level(&self) -> ProtectionLevel { ProtectionLevel::Software }
+//! #     fn load(&self) -> Result<Loaded> { Ok(Loaded::default()) }
+//! #     fn generate(&self, id: &MaterialId, spec: KeySpec) -> Result<()> {
+//! #         self.0.insert(id.clone(), spec, SoftwareKeys::new_material(spec)?)
+//! #     }
+//! #     fn seal(&self, id: &MaterialId, a: Algorithm, n: &[u8; NONCE_LEN], aad: &[u8], b: &mut [u8]) -> Result<[u8; TAG_LEN]> { self.0.seal(id, a, n, aad, b) }
+//! #     fn open(&self, id: &MaterialId, a: Algorithm, n: &[u8; NONCE_LEN], aad: &[u8], b: &mut Vec<u8>) -> Result<()> { self.0.open(id, a, n, aad, b) }
+//! #     fn destroy(&self, key: &KeyId) -> Result<()> { self.0.remove_key(key); Ok(()) }
+//! #     fn save_key(&self, _: &KeyRecord) -> Result<()> { Ok(()) }
+//! #     fn save_alias(&self, _: &AliasRecord) -> Result<()> { Ok(()) }
+//! #     fn delete_alias(&self, _: &AliasName) -> Result<()> { Ok(()) }
+//! # }
+//! # fn main() -> Result<()> {
+//! # let store = Tiny(SoftwareKeys::new(kmskit_core::crypto::default_engine()));
+//! // `store` is any KeyStore: kmskit-memory's MemoryStore, kmskit-file's FileStore, ...
+//! let kms = Kms::open(store)?;
+//! let caller = Caller::local();
+//! # kmskit_core::block_on(async {
+//! let key = kms.create_key(&caller, CreateKey::new("orders")).await?;
+//! let ctx = EncryptionContext::from_pairs([("table", "orders")])?;
+//! let enc = kms.encrypt(&caller, &KeyRef::Id(key.key_id), b"Hello KMS", &ctx).await?;
+//! let dec = kms.decrypt(&caller, &enc.ciphertext_blob, &ctx).await?;
+//! assert_eq!(&dec.plaintext[..], b"Hello KMS");
+//! # Ok::<(), kmskit_core::Error>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Crate features
+//! - `aws-lc` (default): the aws-lc-rs AEAD engine, used by default when present.
+//! - `rust-crypto` (default): the pure-Rust AEAD engine (aes-gcm, chacha20poly1305).
+//! - `testkit`: the provider conformance suite, [`testkit`], for backend crates' tests.
+
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod blob;
+pub mod clock;
+pub mod context;
+pub mod crypto;
+mod engine;
+pub mod error;
+pub mod id;
+pub mod key;
+pub mod provider;
+pub mod rand;
+pub mod secret;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use blob::CiphertextBlob;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use context::EncryptionContext;
+pub use engine::{
+    Kms, KmsConfig, MAX_DESCRIPTION_CHARS, MAX_PENDING_WINDOW_DAYS, MAX_PLAINTEXT, MIN_PENDING_WINDOW_DAYS,
+};
+pub use error::{Error, ErrorCode, Result};
+pub use id::{AliasName, KeyId, KeyRef, KeyVersionId};
+pub use key::{
+    DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
+};
+pub use provider::{
+    AliasInfo, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey, KeyFilter,
+    KeyProvider, KeySummary, ListKeys, Page, PageRequest,
+};
+pub use secret::{DataKey, SecretBytes};
+pub use store::KeyStore;
+pub use zeroize::Zeroizing;
+
+/// Drives a future that never waits on I/O to completion on the current thread.
+///
+/// The local engine's futures complete without suspending, so synchronous programs (and doc examples)
+/// can call them with this. For providers that do network I/O use a real runtime such as tokio: this
+/// function parks the thread between polls and is woken by the future's waker, so it is correct for any
+/// future, just not an efficient executor.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}

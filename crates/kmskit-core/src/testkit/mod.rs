@@ -1,0 +1,1 @@
+//! The provider conformance suite (feature `testkit`). Being written; see `conformance_tests!`.
