@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use kmskit_core::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef};
-//! use kmskit_memory::MemoryKms;
+//! use kmskit_memory::{MemoryKms, MemoryKmsExt};
 //!
 //! # fn main() -> kmskit_core::Result<()> {
 //! let kms = MemoryKms::new_memory();
