@@ -1,0 +1,38 @@
+//! # kmskit
+//!
+//! A key management service your program embeds: keys with a lifecycle (enable, disable, scheduled
+//! deletion with a window, deletion protection), aliases, Encrypt/Decrypt/ReEncrypt with an encryption
+//! context, data keys for envelope encryption, and a versioned, self-describing ciphertext format — the
+//! API of a cloud KMS (Alibaba Cloud KMS is the model), running in your process over the backend you
+//! pick.
+//!
+//! This crate is the facade: it re-exports [`kmskit_core`] (the contracts and the engine) and the
+//! backends. Backends beyond memory arrive as features.
+//!
+//! ```
+//! use kmskit::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, MemoryKms, MemoryKmsExt};
+//!
+//! # fn main() -> kmskit::Result<()> {
+//! let kms = MemoryKms::new_memory();
+//! let caller = Caller::local();
+//! kmskit::block_on(async {
+//!     let key = kms.create_key(&caller, CreateKey::new("my first key")).await?;
+//!     let ctx = EncryptionContext::new();
+//!     let enc = kms.encrypt(&caller, &KeyRef::Id(key.key_id), b"Hello KMS", &ctx).await?;
+//!     println!("{}", enc.ciphertext_blob.to_base64());
+//!     let dec = kms.decrypt(&caller, &enc.ciphertext_blob, &ctx).await?;
+//!     assert_eq!(&dec.plaintext[..], b"Hello KMS");
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! ## Crate features
+//! - `aws-lc` (default): the aws-lc-rs AEAD engine, the default engine when enabled.
+//! - `rust-crypto` (default): the pure-Rust AEAD engine.
+
+#![forbid(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub use kmskit_core::*;
+pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};

@@ -1,0 +1,1 @@
+//! Examples for kmskit live beside this file; run them with `cargo run --example NAME`.
