@@ -112,7 +112,7 @@ fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
 
 impl Header {
     /// Parses the fixed 108-byte part and returns the header length it announces.
-    fn parse_fixed(b: &[u8]) -> Result<(Algorithm, u8, usize, usize)> {
+    pub(crate) fn parse_fixed(b: &[u8]) -> Result<(Algorithm, u8, usize, usize)> {
         if b.len() < FIXED_LEN {
             if b.len() >= 4 && b[..4] != MAGIC {
                 return Err(StreamError::NotAStream);

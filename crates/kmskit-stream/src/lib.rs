@@ -71,6 +71,8 @@ mod options;
 mod parallel;
 mod read;
 mod rewrap;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 mod write;
 
 pub use error::{Result, StreamError};
@@ -82,4 +84,6 @@ pub use keys::{Opener, Sealer, decrypt_to_vec, encrypt_to_vec};
 pub use options::{Options, default_workers};
 pub use read::{DecryptingReader, Decryptor};
 pub use rewrap::{rewrap_header, rewrap_in_place};
+#[cfg(feature = "tokio")]
+pub use tokio_io::{AsyncDecryptor, AsyncEncryptor, read_header_async};
 pub use write::Encryptor;

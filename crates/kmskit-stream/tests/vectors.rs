@@ -117,7 +117,11 @@ fn generate() -> (Vec<PassVector>, Vec<FailVector>) {
         pass.push(v);
     }
 
-    let base = pass.iter().find(|v| v.name == "aes_three_chunks").unwrap().clone();
+    let base = pass
+        .iter()
+        .find(|v| v.name == "aes_three_chunks")
+        .unwrap()
+        .clone();
     let s = unhex(&base.stream);
     let (_, hl) = kmskit_stream::Header::parse(&s).unwrap();
     let full = 4096 + 16;
@@ -144,49 +148,164 @@ fn generate() -> (Vec<PassVector>, Vec<FailVector>) {
     };
     let other = pass.iter().find(|v| v.name == "aes_exact_chunk").unwrap();
     let mut fails = vec![
-        fail("fail_truncated_at_chunk_boundary", "body cut after chunk 1 (its flag says not final)",
-            join(&[0, 1]), "Stream.Truncated"),
-        fail("fail_truncated_mid_chunk", "body cut 50 bytes into the final chunk",
-            s[..hl + 2 * full + 50].to_vec(), "Stream.ChunkAuthFailed"),
-        fail("fail_truncated_in_tag", "only 10 bytes of the last chunk's tag",
-            s[..hl + 2 * full + 10].to_vec(), "Stream.Truncated"),
-        fail("fail_empty_body", "header only", s[..hl].to_vec(), "Stream.Truncated"),
-        fail("fail_truncated_header", "cut inside the header", s[..hl - 1].to_vec(), "Stream.Truncated"),
-        fail("fail_reordered_chunks", "chunks 0 and 1 swapped", join(&[1, 0, 2]), "Stream.ChunkAuthFailed"),
-        fail("fail_duplicated_chunk", "chunk 1 twice", join(&[0, 1, 1, 2]), "Stream.ChunkAuthFailed"),
-        fail("fail_final_chunk_first", "the final chunk moved to the front", join(&[2, 0, 1]),
-            "Stream.ChunkAuthFailed"),
-        fail("fail_body_bit_flip", "one bit of chunk 1 flipped", flip(hl + full + 7), "Stream.ChunkAuthFailed"),
-        fail("fail_tag_bit_flip", "one bit of the final tag flipped", flip(s.len() - 1), "Stream.ChunkAuthFailed"),
-        fail("fail_header_mac_flip", "one bit of the header MAC flipped", flip(hl - 1), "Stream.HeaderAuthFailed"),
-        fail("fail_wrapped_key_edit", "one bit of the wrapped key flipped", flip(108), "Stream.HeaderAuthFailed"),
-        fail("fail_context_digest_edit", "one bit of the context digest flipped", flip(40),
-            "Stream.HeaderAuthFailed"),
-        fail("fail_salt_edit", "one bit of the salt flipped", flip(8), "Stream.KeyCommitmentMismatch"),
-        fail("fail_commitment_edit", "one bit of the commitment flipped", flip(72),
-            "Stream.KeyCommitmentMismatch"),
-        fail("fail_suite_swapped", "suite byte changed to ChaCha20-Poly1305", {
-            let mut v = s.clone();
-            v[5] = 2;
-            v
-        }, "Stream.KeyCommitmentMismatch"),
+        fail(
+            "fail_truncated_at_chunk_boundary",
+            "body cut after chunk 1 (its flag says not final)",
+            join(&[0, 1]),
+            "Stream.Truncated",
+        ),
+        fail(
+            "fail_truncated_mid_chunk",
+            "body cut 50 bytes into the final chunk",
+            s[..hl + 2 * full + 50].to_vec(),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_truncated_in_tag",
+            "only 10 bytes of the last chunk's tag",
+            s[..hl + 2 * full + 10].to_vec(),
+            "Stream.Truncated",
+        ),
+        fail(
+            "fail_empty_body",
+            "header only",
+            s[..hl].to_vec(),
+            "Stream.Truncated",
+        ),
+        fail(
+            "fail_truncated_header",
+            "cut inside the header",
+            s[..hl - 1].to_vec(),
+            "Stream.Truncated",
+        ),
+        fail(
+            "fail_reordered_chunks",
+            "chunks 0 and 1 swapped",
+            join(&[1, 0, 2]),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_duplicated_chunk",
+            "chunk 1 twice",
+            join(&[0, 1, 1, 2]),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_final_chunk_first",
+            "the final chunk moved to the front",
+            join(&[2, 0, 1]),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_body_bit_flip",
+            "one bit of chunk 1 flipped",
+            flip(hl + full + 7),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_tag_bit_flip",
+            "one bit of the final tag flipped",
+            flip(s.len() - 1),
+            "Stream.ChunkAuthFailed",
+        ),
+        fail(
+            "fail_header_mac_flip",
+            "one bit of the header MAC flipped",
+            flip(hl - 1),
+            "Stream.HeaderAuthFailed",
+        ),
+        fail(
+            "fail_wrapped_key_edit",
+            "one bit of the wrapped key flipped",
+            flip(108),
+            "Stream.HeaderAuthFailed",
+        ),
+        fail(
+            "fail_context_digest_edit",
+            "one bit of the context digest flipped",
+            flip(40),
+            "Stream.HeaderAuthFailed",
+        ),
+        fail(
+            "fail_salt_edit",
+            "one bit of the salt flipped",
+            flip(8),
+            "Stream.KeyCommitmentMismatch",
+        ),
+        fail(
+            "fail_commitment_edit",
+            "one bit of the commitment flipped",
+            flip(72),
+            "Stream.KeyCommitmentMismatch",
+        ),
+        fail(
+            "fail_suite_swapped",
+            "suite byte changed to ChaCha20-Poly1305",
+            {
+                let mut v = s.clone();
+                v[5] = 2;
+                v
+            },
+            "Stream.KeyCommitmentMismatch",
+        ),
         fail("fail_bad_magic", "magic changed", flip(0), "Stream.NotAStream"),
-        fail("fail_unknown_version", "version 2", { let mut v = s.clone(); v[4] = 2; v },
-            "Stream.UnsupportedVersion"),
-        fail("fail_unknown_suite", "suite 9", { let mut v = s.clone(); v[5] = 9; v }, "Stream.UnsupportedSuite"),
-        fail("fail_chunk_size_out_of_range", "chunk size 2^11", { let mut v = s.clone(); v[6] = 11; v },
-            "Stream.BadHeader"),
-        fail("fail_reserved_flags", "reserved byte set", flip(7), "Stream.BadHeader"),
-        fail("fail_slot_padding", "non-zero wrapped key padding", flip(hl - 33), "Stream.BadHeader"),
-        fail("fail_trailing_chunk", "a copy of chunk 0 appended after the final chunk of an exact-chunk stream",
+        fail(
+            "fail_unknown_version",
+            "version 2",
+            {
+                let mut v = s.clone();
+                v[4] = 2;
+                v
+            },
+            "Stream.UnsupportedVersion",
+        ),
+        fail(
+            "fail_unknown_suite",
+            "suite 9",
+            {
+                let mut v = s.clone();
+                v[5] = 9;
+                v
+            },
+            "Stream.UnsupportedSuite",
+        ),
+        fail(
+            "fail_chunk_size_out_of_range",
+            "chunk size 2^11",
+            {
+                let mut v = s.clone();
+                v[6] = 11;
+                v
+            },
+            "Stream.BadHeader",
+        ),
+        fail(
+            "fail_reserved_flags",
+            "reserved byte set",
+            flip(7),
+            "Stream.BadHeader",
+        ),
+        fail(
+            "fail_slot_padding",
+            "non-zero wrapped key padding",
+            flip(hl - 33),
+            "Stream.BadHeader",
+        ),
+        fail(
+            "fail_trailing_chunk",
+            "a copy of chunk 0 appended after the final chunk of an exact-chunk stream",
             {
                 let o = unhex(&other.stream);
                 let (_, ohl) = kmskit_stream::Header::parse(&o).unwrap();
                 let mut v = o.clone();
                 v.extend_from_slice(&o[ohl..]);
                 v
-            }, "Stream.TrailingData"),
-        fail("fail_header_from_other_stream", "the header of another stream under the same data key",
+            },
+            "Stream.TrailingData",
+        ),
+        fail(
+            "fail_header_from_other_stream",
+            "the header of another stream under the same data key",
             {
                 let mut b = base.clone();
                 b.salt = hex(&[0xEE; 32]);
@@ -194,16 +313,31 @@ fn generate() -> (Vec<PassVector>, Vec<FailVector>) {
                 let mut v = s2[..hl].to_vec();
                 v.extend_from_slice(&s[hl..]);
                 v
-            }, "Stream.ChunkAuthFailed"),
+            },
+            "Stream.ChunkAuthFailed",
+        ),
     ];
     // Wrong key / wrong context vectors reuse the base stream with other inputs.
-    let mut wk = fail("fail_wrong_data_key", "another data key", s.clone(), "Stream.KeyCommitmentMismatch");
+    let mut wk = fail(
+        "fail_wrong_data_key",
+        "another data key",
+        s.clone(),
+        "Stream.KeyCommitmentMismatch",
+    );
     wk.data_key = hex(&[0x77; 32]);
     fails.push(wk);
-    let mut wc = fail("fail_wrong_context", "another encryption context", s.clone(), "Stream.ContextMismatch");
+    let mut wc = fail(
+        "fail_wrong_context",
+        "another encryption context",
+        s.clone(),
+        "Stream.ContextMismatch",
+    );
     wc.context.insert("object".to_owned(), "2024/q2.csv".to_owned());
     fails.push(wc);
-    let other_trailing = fails.iter_mut().find(|f| f.name == "fail_trailing_chunk").unwrap();
+    let other_trailing = fails
+        .iter_mut()
+        .find(|f| f.name == "fail_trailing_chunk")
+        .unwrap();
     other_trailing.data_key = other.data_key.clone();
     other_trailing.context = other.context.clone();
     (pass, fails)
