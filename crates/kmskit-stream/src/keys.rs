@@ -91,7 +91,18 @@ impl Sealer {
     /// # Errors
     /// [`crate::StreamError::LimitExceeded`] beyond 2^32 chunks.
     pub fn encrypt_to_vec(self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        crate::parallel::seal_buffer(&self.session, plaintext, self.workers)
+        let mut out = Vec::new();
+        crate::parallel::seal_into(&self.session, plaintext, self.workers, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Sealer::encrypt_to_vec`], into `out` (its contents are replaced; its allocation is reused,
+    /// so encrypting many buffers through one `Vec` avoids allocating and zero-filling each time).
+    ///
+    /// # Errors
+    /// [`crate::StreamError::LimitExceeded`] beyond 2^32 chunks.
+    pub fn encrypt_into(self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        crate::parallel::seal_into(&self.session, plaintext, self.workers, out)
     }
 
     /// Encrypts everything `r` yields into `w` (header ‖ body) with the configured number of worker
@@ -180,7 +191,18 @@ impl Opener {
     /// # Errors
     /// Any integrity error; no plaintext is returned on error.
     pub fn decrypt_body(&self, body: &[u8]) -> Result<Vec<u8>> {
-        crate::parallel::open_buffer(&self.session, body, self.workers)
+        let mut out = Vec::new();
+        crate::parallel::open_into(&self.session, body, self.workers, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Opener::decrypt_body`], into `out` (contents replaced, allocation reused). On error `out`
+    /// is wiped and left empty.
+    ///
+    /// # Errors
+    /// Any integrity error.
+    pub fn decrypt_body_into(&self, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        crate::parallel::open_into(&self.session, body, self.workers, out)
     }
 
     /// Decrypts the body `r` yields (positioned right after the header) into `w` with the configured

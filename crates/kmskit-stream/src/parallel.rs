@@ -37,8 +37,18 @@ fn run_groups<T: Send>(groups: Vec<T>, job: impl Fn(T) -> Result<()> + Sync) -> 
     })
 }
 
-/// Encrypts `pt` into header ‖ body with up to `workers` threads.
-pub(crate) fn seal_buffer(session: &Session, pt: &[u8], workers: usize) -> Result<Vec<u8>> {
+/// Sets `out` to `len` bytes, zero-filling only where it has to grow (a reused buffer costs nothing).
+fn size_to(out: &mut Vec<u8>, len: usize) {
+    if out.len() >= len {
+        out.truncate(len);
+    } else {
+        out.resize(len, 0);
+    }
+}
+
+/// Encrypts `pt` into header ‖ body with up to `workers` threads, into `out` (replacing its contents,
+/// reusing its allocation).
+pub(crate) fn seal_into(session: &Session, pt: &[u8], workers: usize, out: &mut Vec<u8>) -> Result<()> {
     let c = session.chunk_size();
     let n = chunk_count(pt.len(), c);
     if n as u64 > MAX_CHUNKS {
@@ -46,9 +56,22 @@ pub(crate) fn seal_buffer(session: &Session, pt: &[u8], workers: usize) -> Resul
     }
     let header = session.header().to_bytes();
     let total = header.len() + body_len(pt.len() as u64, c as u64) as usize;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&header);
-    out.resize(total, 0);
+    let w = workers.clamp(1, n);
+    if w == 1 && out.len() < total {
+        // Fresh buffer, one worker: append chunk by chunk, no zero-fill.
+        out.clear();
+        out.reserve(total);
+        out.extend_from_slice(&header);
+        for (i, p) in pt.chunks(c).chain(pt.is_empty().then_some(&pt[..0])).enumerate() {
+            let start = out.len();
+            out.extend_from_slice(p);
+            let tag = session.seal(i as u64, i + 1 == n, &mut out[start..])?;
+            out.extend_from_slice(&tag);
+        }
+        return Ok(());
+    }
+    size_to(out, total);
+    out[..header.len()].copy_from_slice(&header);
     let body = &mut out[header.len()..];
     let seal_range = |(first, slots): (usize, &mut [u8])| -> Result<()> {
         for (k, slot) in slots.chunks_mut(c + TAG_LEN).enumerate() {
@@ -61,29 +84,24 @@ pub(crate) fn seal_buffer(session: &Session, pt: &[u8], workers: usize) -> Resul
         }
         Ok(())
     };
-    let w = workers.clamp(1, n);
-    if w == 1 {
-        seal_range((0, body))?;
-    } else {
-        let per = n.div_ceil(w);
-        let groups: Vec<(usize, &mut [u8])> = body
-            .chunks_mut(per * (c + TAG_LEN))
-            .enumerate()
-            .map(|(g, s)| (g * per, s))
-            .collect();
-        run_groups(groups, seal_range)?;
-    }
-    Ok(out)
+    let per = n.div_ceil(w);
+    let groups: Vec<(usize, &mut [u8])> = body
+        .chunks_mut(per * (c + TAG_LEN))
+        .enumerate()
+        .map(|(g, s)| (g * per, s))
+        .collect();
+    run_groups(groups, seal_range)
 }
 
-/// Decrypts a body with up to `workers` threads. No plaintext is returned on error.
-pub(crate) fn open_buffer(session: &Session, body: &[u8], workers: usize) -> Result<Vec<u8>> {
+/// Decrypts a body with up to `workers` threads into `out` (replacing its contents, reusing its
+/// allocation). On error `out` is wiped and emptied.
+pub(crate) fn open_into(session: &Session, body: &[u8], workers: usize, out: &mut Vec<u8>) -> Result<()> {
     let c = session.chunk_size();
     let full = c + TAG_LEN;
     let pt_len = usize::try_from(session.header().plaintext_len(body.len() as u64)?)
         .map_err(|_| StreamError::LimitExceeded("stream larger than memory"))?;
     let n = body.len().div_ceil(full);
-    let mut out = vec![0u8; pt_len];
+    size_to(out, pt_len);
     // Each group is (first chunk, chunk count, its plaintext); every chunk of the body is opened.
     let open_range = |(first, count, outs): (usize, usize, &mut [u8])| -> Result<()> {
         let mut scratch = Zeroizing::new(Vec::with_capacity(full));
@@ -114,10 +132,10 @@ pub(crate) fn open_buffer(session: &Session, body: &[u8], workers: usize) -> Res
     }
     let res = run_groups(groups, open_range);
     if let Err(e) = res {
-        zeroize::Zeroize::zeroize(&mut out);
+        zeroize::Zeroize::zeroize(out);
         return Err(e);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Fills `buf` with up to `size` bytes from `r` (after a carried lookahead byte) and says whether
