@@ -30,9 +30,13 @@
 //! ## Crate features
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, the default engine when enabled.
 //! - `rust-crypto` (default): the pure-Rust AEAD engine.
+//! - `stream`: [`kmskit-stream`](https://docs.rs/kmskit-stream) as `kmskit::stream`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub use kmskit_core::*;
 pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
+/// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
+#[cfg(feature = "stream")]
+pub use kmskit_stream as stream;
