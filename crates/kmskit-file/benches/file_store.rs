@@ -1,0 +1,3 @@
+//! FileStore benchmarks (filled in below).
+
+fn main() {}
