@@ -146,23 +146,21 @@ fn fill_unit<R: Read + ?Sized>(
     size: usize,
     lookahead: &mut Option<u8>,
 ) -> Result<bool> {
-    buf.resize(size, 0);
+    // Read one byte more than a unit in the same call, so telling "last" costs no extra read.
+    buf.resize(size + 1, 0);
     let mut filled = 0;
     if let Some(b) = lookahead.take() {
         buf[0] = b;
         filled = 1;
     }
     filled += read_full(r, &mut buf[filled..])?;
-    buf.truncate(filled);
-    if filled < size {
-        return Ok(true);
-    }
-    let mut one = [0u8; 1];
-    if read_full(r, &mut one)? == 0 {
-        Ok(true)
-    } else {
-        *lookahead = Some(one[0]);
+    if filled > size {
+        *lookahead = Some(buf[size]);
+        buf.truncate(size);
         Ok(false)
+    } else {
+        buf.truncate(filled);
+        Ok(true)
     }
 }
 
@@ -179,7 +177,7 @@ fn pipeline<R: Read + Send, W: Write>(
 ) -> Result<u64> {
     let mut read_total = 0u64;
     if workers <= 1 {
-        let mut buf = Zeroizing::new(Vec::with_capacity(unit + TAG_LEN));
+        let mut buf = Zeroizing::new(Vec::with_capacity(unit + TAG_LEN + 1));
         let mut la = None;
         let mut index = 0u64;
         loop {
@@ -200,7 +198,7 @@ fn pipeline<R: Read + Send, W: Write>(
     let (free_tx, free_rx) = mpsc::sync_channel::<Zeroizing<Vec<u8>>>(depth);
     for _ in 0..depth {
         // Cannot fail: the channel has room for `depth` buffers.
-        let _ = free_tx.try_send(Zeroizing::new(Vec::with_capacity(unit + TAG_LEN)));
+        let _ = free_tx.try_send(Zeroizing::new(Vec::with_capacity(unit + TAG_LEN + 1)));
     }
     let (work_tx, work_rx) = mpsc::sync_channel::<(u64, bool, Zeroizing<Vec<u8>>)>(depth);
     let work_rx = Mutex::new(work_rx);
