@@ -52,8 +52,7 @@
 //!   identical to the serial path, memory bounded by about two chunks per worker.
 //! - [`rewrap_header`] / [`rewrap_in_place`]: move a stream to a new key version or another key by
 //!   rewriting only the header.
-//! - `tokio` feature: [`AsyncEncryptor`](crate::AsyncEncryptor) and
-//!   [`AsyncDecryptor`](crate::AsyncDecryptor) over `AsyncWrite` / `AsyncRead`.
+//! - `tokio` feature: `AsyncEncryptor` and `AsyncDecryptor` over `AsyncWrite` / `AsyncRead`.
 //!
 //! ## Crate features
 //! - `aws-lc` (default), `rust-crypto` (default): the AEAD engines of `kmskit-core` (identical bytes).
