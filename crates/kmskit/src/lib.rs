@@ -31,6 +31,8 @@
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, the default engine when enabled.
 //! - `rust-crypto` (default): the pure-Rust AEAD engine.
 //! - `stream`: [`kmskit-stream`](https://docs.rs/kmskit-stream) as `kmskit::stream`.
+//! - `file`: [`kmskit-file`](https://docs.rs/kmskit-file), the durable keystore directory: `FileKms`,
+//!   `FileStore`, `RootKey`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -40,3 +42,9 @@ pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
 /// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
 #[cfg(feature = "stream")]
 pub use kmskit_stream as stream;
+/// The file keystore (feature `file`): see [`kmskit_file`].
+#[cfg(feature = "file")]
+pub use kmskit_file::{
+    Argon2Params, FileKms, FileKmsExt, FileStore, FileStoreBuilder, JournalStats, OpenReport, ROOT_KEY_ENV,
+    RootKey, TornTail,
+};
