@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
-use kmskit::{AliasName, Caller, CreateKey, EncryptionContext, ErrorCode, KeyProvider, KeyRef};
-use kmskit_file::{FileKms, FileKmsExt, RootKey};
+use kmskit::{
+    AliasName, Caller, CreateKey, EncryptionContext, ErrorCode, FileKms, FileKmsExt, KeyProvider, KeyRef,
+    RootKey,
+};
 
 const ALIAS: &str = "alias/file-encryption";
 
