@@ -14,7 +14,10 @@ fn key() -> DataKey {
 }
 
 fn opts() -> Options {
-    Options::new().chunk_size(4096).map(|o| o.workers(2)).unwrap_or_default()
+    Options::new()
+        .chunk_size(4096)
+        .map(|o| o.workers(2))
+        .unwrap_or_default()
 }
 
 /// A valid header (deterministic: fixed salt) for a stream under `key()`.

@@ -38,13 +38,13 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub use kmskit_core::*;
-pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
-/// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
-#[cfg(feature = "stream")]
-pub use kmskit_stream as stream;
 /// The file keystore (feature `file`): see [`kmskit_file`].
 #[cfg(feature = "file")]
 pub use kmskit_file::{
     Argon2Params, FileKms, FileKmsExt, FileStore, FileStoreBuilder, JournalStats, OpenReport, ROOT_KEY_ENV,
     RootKey, TornTail,
 };
+pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
+/// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
+#[cfg(feature = "stream")]
+pub use kmskit_stream as stream;
