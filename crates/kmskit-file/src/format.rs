@@ -298,6 +298,7 @@ pub(crate) fn check_version(version: u16) -> std::result::Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use kmskit_core::crypto::{Algorithm, default_engine};

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use kmskit_core::crypto::{AeadEngine, AeadKey, Algorithm, KEY_LEN};
 use kmskit_core::store::{AliasRecord, KeyRecord, MaterialId};
-use kmskit_core::{AliasName, Error, KeyId, KeyState, KeyVersionId, Result, SecretBytes};
+use kmskit_core::{AliasName, Error, KeyId, KeySpec, KeyState, KeyVersionId, Result, SecretBytes};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::format::{self, BodyState, Header, HeaderInfo, Kind};
 use crate::fsutil;
@@ -110,11 +111,26 @@ struct MatEntry {
     live: bool,
     /// Whether the record was intact when indexed (a damaged one is indexed only to be wiped).
     intact: bool,
+    /// The material read at open, until its first use expands it into an AEAD key.
+    cold: Option<Cold>,
+}
+
+/// Raw material read at open and not yet used (zeroized on drop, redacted in `Debug`).
+struct Cold(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for Cold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cold([REDACTED])")
+    }
 }
 
 #[derive(Debug, Default)]
 struct KeyEntry {
     record: Option<Span>,
+    /// While scanning: where the key's record is in the scan's record list.
+    slot: Option<u32>,
+    /// The key's spec (from its latest record), for expanding cold material.
+    spec: Option<KeySpec>,
     materials: Vec<MatEntry>,
 }
 
@@ -140,7 +156,6 @@ pub struct TornTail {
 pub(crate) struct Scanned {
     pub(crate) keys: Vec<KeyRecord>,
     pub(crate) aliases: Vec<AliasRecord>,
-    pub(crate) materials: Vec<(MaterialId, SecretBytes)>,
     pub(crate) problems: Vec<Error>,
     pub(crate) records: u64,
     pub(crate) torn_tail: Option<TornTail>,
@@ -249,9 +264,11 @@ struct Scanner<'a> {
     path: &'a Path,
     generation: u64,
     crypt: &'a Crypt,
-    keys: HashMap<KeyId, (KeyRecord, Span)>,
+    /// One entry per key: its latest record's span and slot, and its material records.
+    index: HashMap<KeyId, KeyEntry>,
+    /// The latest record of each key (superseded ones are overwritten in place).
+    key_records: Vec<KeyRecord>,
     aliases: HashMap<AliasName, Option<(AliasRecord, Span)>>,
-    materials: HashMap<KeyId, Vec<(MatEntry, Option<SecretBytes>)>>,
     problems: Vec<(u64, Error)>,
     damage: Vec<(u64, Damage)>,
     records: u64,
@@ -296,8 +313,9 @@ impl Scanner<'_> {
                         body_rel: info.body_start() as u32,
                         live: false,
                         intact: false,
+                        cold: None,
                     };
-                    self.materials.entry(k).or_default().push((entry, None));
+                    self.index.entry(k).or_default().materials.push(entry);
                 }
             }
             _ => {}
@@ -407,19 +425,29 @@ impl Scanner<'_> {
                     self.attribute(off, Some(kind), Some(name), span, info);
                     return true;
                 }
+                let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+                raw.copy_from_slice(&payload);
                 let entry = MatEntry {
                     version: v,
                     span,
                     body_rel: info.body_start() as u32,
                     live: false,
                     intact: true,
+                    cold: Some(Cold(raw)),
                 };
-                let material = SecretBytes::from(payload);
-                self.materials.entry(k).or_default().push((entry, Some(material)));
+                self.index.entry(k).or_default().materials.push(entry);
             }
             Kind::Key => match serde_json::from_slice::<KeyRecord>(&payload) {
                 Ok(r) if r.key_id.as_str() == name => {
-                    self.keys.insert(r.key_id.clone(), (r, span));
+                    let e = self.index.entry(r.key_id.clone()).or_default();
+                    e.record = Some(span);
+                    match e.slot {
+                        Some(i) => self.key_records[i as usize] = r,
+                        None => {
+                            e.slot = Some(self.key_records.len() as u32);
+                            self.key_records.push(r);
+                        }
+                    }
                 }
                 Ok(r) => {
                     self.problem(
@@ -476,14 +504,18 @@ pub(crate) fn material_name(id: &MaterialId) -> String {
 pub(crate) fn scan(path: &Path, generation: u64, crypt: &Crypt) -> Result<Scanned> {
     let file = File::open(path).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     let io_err = |e| Error::io(format!("cannot read {}", path.display()), e);
+    // A key takes at least ~750 bytes of journal (material and key records), and compaction keeps dead
+    // records below half: sizing for that avoids regrowing (and fragmenting) the tables on big stores.
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let estimate = usize::try_from(file_len / 1024).unwrap_or(0).min(1 << 22);
     let mut r = Reader::new(file);
     let mut s = Scanner {
         path,
         generation,
         crypt,
-        keys: HashMap::new(),
+        index: HashMap::with_capacity(estimate),
+        key_records: Vec::with_capacity(estimate),
         aliases: HashMap::new(),
-        materials: HashMap::new(),
         problems: Vec::new(),
         damage: Vec::new(),
         records: 0,
@@ -546,14 +578,14 @@ pub(crate) fn scan(path: &Path, generation: u64, crypt: &Crypt) -> Result<Scanne
         }
     }
     // Every exit from the loop above follows a `fill` that hit the end of the file.
-    let file_len = r.base + r.buf.len() as u64;
+    let file_len = file_len.max(r.base + r.buf.len() as u64);
     // Whatever follows the last intact record is the torn end of an interrupted append: it was never
     // acknowledged (an acknowledged append was fsynced before the call returned, and nothing intact
     // follows this one), so it is not a problem.
     s.problems.retain(|(o, _)| *o < good_end);
     s.damage.retain(|(o, _)| *o < good_end);
-    for v in s.materials.values_mut() {
-        v.retain(|(m, _)| m.span.off < good_end);
+    for e in s.index.values_mut() {
+        e.materials.retain(|m| m.span.off < good_end);
     }
     let torn_tail = (file_len > good_end).then(|| TornTail {
         offset: good_end,
@@ -581,8 +613,9 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
     // A damaged record that was a key's or alias's latest: fail closed.
     for (doff, d) in std::mem::take(&mut s.damage) {
         match d {
-            Damage::Key(k) => match s.keys.get_mut(&k) {
-                Some((rec, span)) if span.off < doff => {
+            Damage::Key(k) => match s.index.get(&k).and_then(|e| Some((e.slot?, e.record?))) {
+                Some((slot, span)) if span.off < doff => {
+                    let rec = &mut s.key_records[slot as usize];
                     let before = rec.state;
                     if rec.state == KeyState::Enabled {
                         rec.state = KeyState::Disabled;
@@ -631,29 +664,29 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
     problems.extend(extra);
 
     let mut index = Index::default();
-    let mut keys = Vec::with_capacity(s.keys.len());
-    let mut materials = Vec::new();
-    let mut mats = std::mem::take(&mut s.materials);
-    for (id, (rec, span)) in s.keys {
-        let mut entry = KeyEntry {
-            record: Some(span),
-            materials: Vec::new(),
+    let records = std::mem::take(&mut s.key_records);
+    for (id, entry) in &mut s.index {
+        let Some(slot) = entry.slot.take() else {
+            // Material no saved key record names (an interrupted CreateKey): kept in the index only so
+            // that a destroy or compaction still wipes it.
+            for m in &mut entry.materials {
+                m.cold = None;
+            }
+            continue;
         };
-        index.live += u64::from(span.len);
-        let mut found = mats.remove(&id).unwrap_or_default();
+        let rec = &records[slot as usize];
+        entry.spec = Some(rec.key_spec);
+        if let Some(span) = entry.record {
+            index.live += u64::from(span.len);
+        }
+        let found = &mut entry.materials;
         for v in rec.versions.iter().filter(|_| !rec.purged) {
             // The last intact copy of a version's material is the live one.
-            let pos = found
-                .iter()
-                .rposition(|(m, mat)| m.version == v.version_id && mat.is_some());
+            let pos = found.iter().rposition(|m| m.version == v.version_id && m.intact);
             match pos {
                 Some(p) => {
-                    let (m, mat) = &mut found[p];
-                    m.live = true;
-                    index.live += u64::from(m.span.len);
-                    if let Some(mat) = mat.take() {
-                        materials.push((MaterialId::new(id.clone(), v.version_id.clone()), mat));
-                    }
+                    found[p].live = true;
+                    index.live += u64::from(found[p].span.len);
                 }
                 None if rec.state == KeyState::PendingDeletion => {
                     // A purge destroyed the material and stopped before saving the tombstone; the
@@ -667,20 +700,13 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
                 )),
             }
         }
-        entry.materials = found.into_iter().map(|(m, _)| m).collect();
-        index.keys.insert(id, entry);
-        keys.push(rec);
+        // Only live material is kept in memory.
+        for m in found.iter_mut().filter(|m| !m.live) {
+            m.cold = None;
+        }
     }
-    // Material no saved key record names (an interrupted CreateKey): kept in the index only so that a
-    // destroy or compaction still wipes it.
-    for (id, found) in mats {
-        index
-            .keys
-            .entry(id)
-            .or_default()
-            .materials
-            .extend(found.into_iter().map(|(m, _)| m));
-    }
+    index.keys = std::mem::take(&mut s.index);
+    let keys = records;
     let mut aliases = Vec::new();
     for (name, a) in s.aliases {
         if let Some((rec, span)) = a {
@@ -692,7 +718,6 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
     Ok(Scanned {
         keys,
         aliases,
-        materials,
         problems,
         records: s.records,
         torn_tail,
@@ -952,6 +977,7 @@ impl Journal {
             body_rel: body_rel as u32,
             live: false,
             intact: true,
+            cold: None,
         });
         self.pending.insert(id.clone());
     }
@@ -966,6 +992,7 @@ impl Journal {
     /// Notes a key record appended at `off`, and which material it keeps live.
     pub(crate) fn note_key(&mut self, rec: &KeyRecord, off: u64, len: usize) {
         let entry = self.keys.entry(rec.key_id.clone()).or_default();
+        entry.spec = Some(rec.key_spec);
         if let Some(old) = entry.record.replace(Span { off, len: len as u32 }) {
             self.live -= u64::from(old.len);
         }
@@ -1019,6 +1046,9 @@ impl Journal {
         if entry.materials.is_empty() {
             return Ok(());
         }
+        for m in &mut entry.materials {
+            m.cold = None;
+        }
         let zeros = [0u8; 256];
         for m in &entry.materials {
             let start = m.span.off + u64::from(m.body_rel);
@@ -1050,6 +1080,19 @@ impl Journal {
             self.keys.remove(key);
         }
         Ok(())
+    }
+
+    /// Takes the cold (read at open, not yet used) material of `id`, with its key's spec.
+    pub(crate) fn take_cold(&mut self, id: &MaterialId) -> Option<(KeySpec, SecretBytes)> {
+        let entry = self.keys.get_mut(&id.key_id)?;
+        let spec = entry.spec?;
+        let m = entry
+            .materials
+            .iter_mut()
+            .rev()
+            .find(|m| m.live && m.version == id.version_id)?;
+        let cold = m.cold.take()?;
+        Some((spec, SecretBytes::from_slice(&cold.0[..])))
     }
 
     /// Whether automatic compaction is due.
@@ -1086,7 +1129,10 @@ impl Journal {
                 Ok(s)
             };
             for (id, entry) in keys {
-                let mut ne = KeyEntry::default();
+                let mut ne = KeyEntry {
+                    spec: entry.spec,
+                    ..KeyEntry::default()
+                };
                 for m in &entry.materials {
                     let keep = m.intact
                         && (m.live || pending.contains(&MaterialId::new(id.clone(), m.version.clone())));
@@ -1097,6 +1143,7 @@ impl Journal {
                             body_rel: m.body_rel,
                             live: m.live,
                             intact: true,
+                            cold: m.cold.as_ref().map(|c| Cold(c.0.clone())),
                         });
                     }
                 }

@@ -44,14 +44,14 @@
 //!   `delete_alias`, `destroy`) is fsynced (`fdatasync`) before it returns `Ok`. Reopening after a crash
 //!   at any point yields exactly the acknowledged state, plus at most the one mutation in flight.
 //! - **Encrypted at rest.** Key material, key records and alias records are sealed with AES-256-GCM under
-//!   keys derived from the root key. A wrong root key is refused at open with [`Error::AccessDenied`]
+//!   keys derived from the root key. A wrong root key is refused at open with [`Error::AccessDenied`](kmskit_core::Error::AccessDenied)
 //!   (`Forbidden.NoPermission`), before any record is read.
 //! - **One writer.** An advisory lock (`flock`) on `keystore.lock` keeps a second writer out with
-//!   [`Error::Locked`] naming the holder (pid, host, since when). [`FileStore::open_read_only`] takes no
-//!   lock, writes nothing, and fails every mutation with [`Error::ReadOnly`].
+//!   [`Error::Locked`](kmskit_core::Error::Locked) naming the holder (pid, host, since when). [`FileStore::open_read_only`] takes no
+//!   lock, writes nothing, and fails every mutation with [`Error::ReadOnly`](kmskit_core::Error::ReadOnly).
 //! - **Damage is reported, never hidden.** Every record carries a format version, a header checksum and
 //!   a body checksum (CRC32C), and its sealed body authenticates its kind and name. A damaged, edited,
-//!   truncated or foreign record becomes an [`Error::Corrupted`] naming the file and the record (via
+//!   truncated or foreign record becomes an [`Error::Corrupted`](kmskit_core::Error::Corrupted) naming the file and the record (via
 //!   [`Kms::load_problems`](kmskit_core::Kms::load_problems)); every other record still loads. A key
 //!   whose *latest* record is unreadable is loaded from its previous revision and, if that one was
 //!   enabled, disabled (fail closed); an alias whose latest record is unreadable is not loaded.

@@ -341,6 +341,7 @@ pub(crate) fn random_array<const N: usize>() -> [u8; N] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -355,23 +355,10 @@ impl FileStore {
         if !b.read_only {
             journal.repair_tail(&crypt)?;
         }
+        // Material stays raw in the journal index until its first use expands it (see `warm`): opening
+        // does no AEAD key setup, and unused keys cost 32 bytes, not an expanded key schedule.
         let keys = SoftwareKeys::new(b.engine);
-        let specs: std::collections::HashMap<&KeyId, KeySpec> =
-            scanned.keys.iter().map(|k| (&k.key_id, k.key_spec)).collect();
-        let mut problems = scanned.problems;
-        for (id, material) in std::mem::take(&mut scanned.materials) {
-            let Some(spec) = specs.get(&id.key_id).copied() else {
-                continue;
-            };
-            if let Err(e) = keys.insert(id.clone(), spec, material) {
-                problems.push(Error::Corrupted {
-                    path: path.display().to_string(),
-                    record: journal::material_name(&id),
-                    reason: format!("material cannot be used: {e}"),
-                });
-            }
-        }
-        drop(specs);
+        let problems = scanned.problems;
         let report = OpenReport {
             dir: dir.clone(),
             created,
@@ -453,6 +440,19 @@ impl FileStore {
         Ok(())
     }
 
+    /// Expands material read at open into `keys` on its first use. Whether `id` is now held.
+    fn warm(&self, id: &MaterialId) -> bool {
+        let mut j = self.journal();
+        if self.keys.contains(id) {
+            return true;
+        }
+        match j.take_cold(id) {
+            // Inserted under the journal lock, so a concurrent first use finds it held.
+            Some((spec, material)) => self.keys.insert(id.clone(), spec, material).is_ok(),
+            None => false,
+        }
+    }
+
     fn encode_material(&self, id: &MaterialId, material: &[u8]) -> Result<(Vec<u8>, usize)> {
         let name = journal::material_name(id);
         let mut out = Vec::with_capacity(format::record_len(
@@ -509,7 +509,10 @@ impl KeyStore for FileStore {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        self.keys.seal(id, alg, nonce, aad, buf)
+        match self.keys.seal(id, alg, nonce, aad, buf) {
+            Err(Error::KeyVersionNotFound(_)) if self.warm(id) => self.keys.seal(id, alg, nonce, aad, buf),
+            r => r,
+        }
     }
 
     fn open(
@@ -520,14 +523,19 @@ impl KeyStore for FileStore {
         aad: &[u8],
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        self.keys.open(id, alg, nonce, aad, buf)
+        match self.keys.open(id, alg, nonce, aad, buf) {
+            Err(Error::KeyVersionNotFound(_)) if self.warm(id) => self.keys.open(id, alg, nonce, aad, buf),
+            r => r,
+        }
     }
 
     fn destroy(&self, key: &KeyId) -> Result<()> {
         self.check_writable()?;
-        // Memory first: whatever happens on disk, the material is no longer usable.
+        let mut j = self.journal();
+        // Memory first (under the journal lock, so no first use re-expands it): whatever happens on
+        // disk, the material is no longer usable.
         self.keys.remove_key(key);
-        self.journal().wipe_key(key)
+        j.wipe_key(key)
     }
 
     fn save_key(&self, record: &KeyRecord) -> Result<()> {

@@ -14,6 +14,9 @@ use kmskit_core::{
 use kmskit_file::{FileKms, FileKmsExt, FileStore};
 
 const TASKS: u64 = 16;
+
+/// Ciphertexts and their plaintexts, collected by all tasks.
+type Blobs = Arc<Mutex<Vec<(CiphertextBlob, Vec<u8>)>>>;
 const OPS: u64 = 40;
 
 async fn view(kms: &FileKms) -> (Vec<KeyMetadata>, Vec<AliasInfo>) {
@@ -61,7 +64,7 @@ fn concurrent_mutations_reopen_to_the_same_view() {
         .open()
         .unwrap();
     let kms = Arc::new(FileKms::open(store).unwrap());
-    let blobs: Arc<Mutex<Vec<(CiphertextBlob, Vec<u8>)>>> = Arc::default();
+    let blobs: Blobs = Arc::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()

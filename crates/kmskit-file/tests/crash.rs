@@ -216,9 +216,12 @@ enum Expect {
     Purged,
 }
 
+/// A key's expected state and its acknowledged ciphertexts with their plaintexts.
+type KeyModel = (Expect, Vec<(CiphertextBlob, Vec<u8>)>);
+
 #[derive(Default)]
 struct Model {
-    keys: HashMap<KeyId, (Expect, Vec<(CiphertextBlob, Vec<u8>)>)>,
+    keys: HashMap<KeyId, KeyModel>,
     aliases: HashMap<AliasName, KeyId>,
 }
 
@@ -317,12 +320,12 @@ fn verify(
             (a, b) if a == b => true,
             // A purge may have happened (or be half done) once the window ended.
             (Expect::Pending(d), Expect::Purged) => *d <= due_by,
-            (_, _) if flight_on(id) => match (flight[1], &found) {
-                ("state", Expect::Live(_)) => true,
-                ("schedule", Expect::Pending(_)) => true,
-                ("cancel", Expect::Live(KeyState::Enabled)) => true,
-                _ => false,
-            },
+            (_, _) if flight_on(id) => matches!(
+                (flight[1], &found),
+                ("state", Expect::Live(_))
+                    | ("schedule", Expect::Pending(_))
+                    | ("cancel", Expect::Live(KeyState::Enabled))
+            ),
             _ => false,
         };
         assert!(
