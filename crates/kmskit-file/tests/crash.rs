@@ -3,7 +3,8 @@
 //! aliases, printing a line after each acknowledged operation. The parent SIGKILLs it after a random
 //! number of lines, many times, and after each kill reopens the keystore and checks that every
 //! acknowledged key still decrypts its ciphertexts, every acknowledged state change is there (the one
-//! operation in flight may or may not be), and nothing is reported corrupt.
+//! operation in flight may or may not be), and nothing is reported corrupt. The child compacts its
+//! journal often, so kills also land in compactions.
 //!
 //! Rotation is not covered: the engine has no key rotation yet.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, clippy::too_many_lines)]
@@ -31,6 +32,9 @@ const DAY: u64 = 86_400;
 const ROUND_SPAN: u64 = 20 * DAY;
 const STEP: u64 = 4 * 3600;
 const MAX_OPS: u64 = 100;
+
+/// The journal generation the last verification saw (how many compactions ran).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 struct Rng(u64);
 
@@ -71,7 +75,12 @@ fn crash_child() {
     let seed: u64 = std::env::var("KMSKIT_CRASH_SEED").unwrap().parse().unwrap();
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix(round_start(round))));
-    let store = FileStore::open(Path::new(&dir), &root()).unwrap();
+    // A small compaction threshold, so kills also land in compactions.
+    let store = FileStore::builder(Path::new(&dir))
+        .root_key(root())
+        .compaction_min_bytes(16 * 1024)
+        .open()
+        .unwrap();
     let kms = FileKms::with_store_config(store, KmsConfig::new().clock(clock.clone())).unwrap();
     assert!(kms.load_problems().is_empty(), "{:?}", kms.load_problems());
     let c = caller();
@@ -299,6 +308,7 @@ fn verify(
 ) -> bool {
     let store = FileStore::open_read_only(dir, &root()).unwrap();
     let torn = store.open_report().torn_tail.is_some();
+    GENERATION.store(store.stats().generation, std::sync::atomic::Ordering::Relaxed);
     let loaded = store.load().unwrap();
     assert!(loaded.problems.is_empty(), "round {round}: {:?}", loaded.problems);
     let records: HashMap<KeyId, KeyRecord> = loaded.keys.into_iter().map(|k| (k.key_id.clone(), k)).collect();
@@ -474,8 +484,9 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
     let purged = model.keys.values().filter(|(e, _)| *e == Expect::Purged).count();
     println!(
         "crash test: {ROUNDS} kills, {acked_total} acknowledged operations, {} keys ({live} live, {purged} \
-         purged), {torn_tails} torn tails repaired",
-        model.keys.len()
+         purged), {torn_tails} torn tails repaired, journal generation {}",
+        model.keys.len(),
+        GENERATION.load(std::sync::atomic::Ordering::Relaxed)
     );
     assert!(
         acked_total > 100,
