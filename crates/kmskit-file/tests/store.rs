@@ -843,3 +843,18 @@ fn a_crash_after_any_byte_of_the_last_append_recovers_cleanly() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let t = tmp();
+    let builder = FileStore::builder(t.path()).root_key(RootKey::from_bytes(&[0x5a; 32]).unwrap());
+    let d = format!("{builder:?}");
+    assert!(d.contains("REDACTED") && !d.contains("90, 90"), "{d}");
+    let kms = open(t.path());
+    let (k, _) = key_with_blob(&kms, b"x");
+    let d = format!("{kms:?} {:?}", kms.store());
+    assert!(!d.contains("90, 90") && d.contains("FileStore"), "{d}");
+    let p = format!("{:?}", RootKey::passphrase("correct horse battery"));
+    assert!(!p.contains("horse"), "{p}");
+    let _ = k;
+}
