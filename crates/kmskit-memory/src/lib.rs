@@ -33,6 +33,9 @@ use kmskit_core::crypto::{AeadEngine, Algorithm, NONCE_LEN, TAG_LEN, default_eng
 use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, SoftwareKeys};
 use kmskit_core::{AliasName, KeyId, KeySpec, Kms, KmsConfig, ProtectionLevel, Result};
 
+#[doc(hidden)]
+pub mod internal;
+
 /// Key material and records in memory.
 #[derive(Debug)]
 pub struct MemoryStore {
