@@ -74,7 +74,9 @@ async fn run(dir: &Path) -> Result<(), kmskit::Error> {
     }
 
     // This run's key and message.
-    let key = kms.create_key(&caller, CreateKey::new("file_keystore example")).await?;
+    let key = kms
+        .create_key(&caller, CreateKey::new("file_keystore example"))
+        .await?;
     let message = format!(
         "written by pid {} at {}",
         std::process::id(),

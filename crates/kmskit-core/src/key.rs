@@ -165,7 +165,7 @@ api_enum!(
 
 impl DataKeySpec {
     /// The key length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn byte_len(self) -> usize {
         match self {
             DataKeySpec::Aes256 => 32,
             DataKeySpec::Aes128 => 16,

@@ -474,7 +474,7 @@ impl DataKeyLength {
     /// `InvalidParameter` (`NumberOfBytes`) outside 1–1024.
     pub fn bytes(self) -> Result<usize> {
         match self {
-            DataKeyLength::Spec(s) => Ok(s.len()),
+            DataKeyLength::Spec(s) => Ok(s.byte_len()),
             DataKeyLength::Bytes(n) if (1..=1024).contains(&n) => Ok(n as usize),
             DataKeyLength::Bytes(_) => Err(Error::invalid("NumberOfBytes", "must be 1 to 1024")),
         }
