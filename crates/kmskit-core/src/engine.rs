@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::blob::{self, CiphertextBlob, ParsedBlob};
 use crate::clock::{Clock, DAY, SystemClock, Timestamp};
 use crate::context::EncryptionContext;
-use crate::crypto::{NONCE_LEN, TAG_LEN};
+use crate::crypto::{Algorithm, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::id::{AliasName, Arn, ArnResource, KeyId, KeyRef, KeyVersionId};
 use crate::key::{AutomaticRotation, KeyMetadata, KeySpec, KeyState, KeyVersion, Origin, Tag};
@@ -435,25 +435,46 @@ impl<S: KeyStore> Kms<S> {
 
     /// Seals `plaintext` under the primary version of an enabled key into a blob.
     fn seal_blob(&self, rec: &KeyRecord, plaintext: &[u8], ctx: &EncryptionContext) -> Result<Encrypted> {
-        require_usable(rec)?;
-        let version = rec
-            .primary_version
-            .clone()
-            .ok_or_else(|| Error::Unsupported("the key has no primary version".into()))?;
-        let alg = algorithm_for(rec.key_spec)?;
+        let (id, alg) = primary_material(rec)?;
+        self.seal_material(id, alg, plaintext, ctx)
+    }
+
+    /// [`Self::lookup`] then [`primary_material`], copying only the ids out under one read lock instead
+    /// of cloning the whole record (Encrypt and GenerateDataKey are the hot paths).
+    fn lookup_primary(&self, key: &KeyRef) -> Result<(MaterialId, Algorithm)> {
+        self.maybe_purge();
+        let st = self.read();
+        let rec = match key {
+            KeyRef::Id(id) => self.live(&st, id)?,
+            _ => {
+                let id = self.resolve(&st, key)?;
+                self.live(&st, &id)?
+            }
+        };
+        primary_material(rec)
+    }
+
+    /// Seals `plaintext` under material `id` into a blob with a fresh random nonce.
+    fn seal_material(
+        &self,
+        id: MaterialId,
+        alg: Algorithm,
+        plaintext: &[u8],
+        ctx: &EncryptionContext,
+    ) -> Result<Encrypted> {
         let nonce: [u8; NONCE_LEN] = crate::rand::array();
         let mut out = Vec::with_capacity(8 + 2 * 64 + NONCE_LEN + plaintext.len() + TAG_LEN);
-        let header_len = blob::write_header(&mut out, alg, &rec.key_id, &version, &nonce);
+        let header_len = blob::write_header(&mut out, alg, &id.key_id, &id.version_id, &nonce);
         let mut aad = Vec::with_capacity(header_len + 64);
         aad.extend_from_slice(&out);
         ctx.write_canonical(&mut aad);
         out.extend_from_slice(plaintext);
-        let id = MaterialId::new(rec.key_id.clone(), version.clone());
         let tag = self.store.seal(&id, alg, &nonce, &aad, &mut out[header_len..])?;
         out.extend_from_slice(&tag);
+        let MaterialId { key_id, version_id } = id;
         Ok(Encrypted::new(
-            rec.key_id.clone(),
-            version,
+            key_id,
+            version_id,
             CiphertextBlob::from_bytes(out),
         ))
     }
@@ -489,12 +510,24 @@ impl<S: KeyStore> Kms<S> {
         ctx: &EncryptionContext,
     ) -> Result<(SecretBytes, Encrypted)> {
         let n = len.bytes()?;
-        let rec = self.lookup(key)?;
-        require_usable(&rec)?;
+        let (id, alg) = self.lookup_primary(key)?;
         let dk = SecretBytes::random(n);
-        let enc = self.seal_blob(&rec, &data_key_to_wire(&dk), ctx)?;
+        let enc = self.seal_material(id, alg, &data_key_to_wire(&dk), ctx)?;
         Ok((dk, enc))
     }
+}
+
+/// The material and algorithm that seal under `rec`'s primary version; refuses a key that is not enabled.
+fn primary_material(rec: &KeyRecord) -> Result<(MaterialId, Algorithm)> {
+    require_usable(rec)?;
+    let version = rec
+        .primary_version
+        .clone()
+        .ok_or_else(|| Error::Unsupported("the key has no primary version".into()))?;
+    Ok((
+        MaterialId::new(rec.key_id.clone(), version),
+        algorithm_for(rec.key_spec)?,
+    ))
 }
 
 fn require_usable(rec: &KeyRecord) -> Result<()> {
@@ -804,8 +837,8 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
                 format!("{} bytes, more than the {MAX_PLAINTEXT} allowed", plaintext.len()),
             ));
         }
-        let rec = self.lookup(key)?;
-        self.seal_blob(&rec, plaintext, ctx)
+        let (id, alg) = self.lookup_primary(key)?;
+        self.seal_material(id, alg, plaintext, ctx)
     }
 
     async fn decrypt(

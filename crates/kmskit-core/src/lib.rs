@@ -102,13 +102,86 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
             self.0.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
+    fn new_waker() -> Waker {
+        Waker::from(Arc::new(ThreadWaker(std::thread::current())))
+    }
+    thread_local! {
+        // One waker per thread, made once: the local engine's calls are short, so a fresh Arc per call
+        // would be a noticeable part of their cost.
+        static WAKER: Waker = new_waker();
+    }
     let mut fut = std::pin::pin!(fut);
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park(),
+    let mut run = |waker: &Waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(v) => return v,
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    };
+    // `try_with` fails only while the thread's locals are being destroyed.
+    let cached = WAKER.try_with(Waker::clone);
+    match cached {
+        Ok(w) => run(&w),
+        Err(_) => run(&new_waker()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+
+    /// Pending on its first poll; a second thread sets the flag and wakes the waker it was given.
+    struct WokenFromElsewhere {
+        ready: Arc<AtomicBool>,
+        spawned: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Future for WokenFromElsewhere {
+        type Output = u32;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if self.ready.load(Ordering::Acquire) {
+                if let Some(h) = self.spawned.take() {
+                    h.join().expect("waker thread");
+                }
+                return Poll::Ready(7);
+            }
+            if self.spawned.is_none() {
+                let (ready, waker) = (self.ready.clone(), cx.waker().clone());
+                self.spawned = Some(std::thread::spawn(move || {
+                    ready.store(true, Ordering::Release);
+                    waker.wake();
+                }));
+            }
+            Poll::Pending
+        }
+    }
+
+    fn woken() -> WokenFromElsewhere {
+        WokenFromElsewhere {
+            ready: Arc::new(AtomicBool::new(false)),
+            spawned: None,
+        }
+    }
+
+    #[test]
+    fn block_on_is_woken_by_another_thread_repeatedly_and_nested() {
+        // The per-thread cached waker serves call after call, and a block_on inside a future.
+        for _ in 0..20 {
+            assert_eq!(super::block_on(woken()), 7);
+        }
+        assert_eq!(super::block_on(async { super::block_on(woken()) + 1 }), 8);
+        // And on other threads, each with its own waker.
+        let hs: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| super::block_on(woken())))
+            .collect();
+        for h in hs {
+            assert_eq!(h.join().expect("thread"), 7);
         }
     }
 }
