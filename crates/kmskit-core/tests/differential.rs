@@ -74,9 +74,11 @@ fn all_reject(alg: Algorithm, key: &[u8], nonce: &[u8; NONCE_LEN], aad: &[u8], s
 }
 
 #[test]
-fn two_engines_are_compiled_in() {
-    // The differential tests below are only meaningful with both engines (the default features).
-    assert_eq!(all_engines().len(), 2, "{:?}", all_engines());
+fn every_enabled_engine_is_compiled_in() {
+    // The differential tests are only meaningful with both engines (the default features); this catches
+    // a feature wiring mistake that would silently leave one out.
+    let expected = usize::from(cfg!(feature = "aws-lc")) + usize::from(cfg!(feature = "rust-crypto"));
+    assert_eq!(all_engines().len(), expected, "{:?}", all_engines());
 }
 
 #[test]
