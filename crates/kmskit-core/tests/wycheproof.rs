@@ -1,8 +1,8 @@
 //! Wycheproof known-answer tests for every AEAD engine compiled in (`all_engines()`).
 //!
 //! For each group with a 256-bit key, a 96-bit nonce and a 128-bit tag (the only sizes kmskit uses):
-//! valid vectors must seal to exactly `ct ‖ tag` (both through `seal_in_place` and
-//! `seal_in_place_detached`) and open back to the message; invalid vectors must fail to open with
+//! valid vectors must seal to exactly `ct ‖ tag` (through `seal_in_place`,
+//! `seal_in_place_detached` and the out-of-place `seal_to`; `open_to` is checked beside `open_in_place`) and open back to the message; invalid vectors must fail to open with
 //! `DecryptFailed` and leave no plaintext behind. Groups of other sizes are skipped and counted; the
 //! number of vectors run is asserted so the test cannot pass vacuously.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
@@ -39,6 +39,22 @@ fn run(engine: &dyn AeadEngine, alg: Algorithm, name: TestName) -> Counts {
             sealed.extend_from_slice(&t.tag);
             let mut opened = sealed.clone();
             let open = key.open_in_place(&nonce, &t.aad, &mut opened);
+            // The out-of-place open must agree with the in-place one, and zero its output on failure.
+            let mut out_of_place = vec![0xAAu8; t.ct.len()];
+            let open_to = key.open_to(&nonce, &t.aad, &sealed, &mut out_of_place);
+            assert_eq!(
+                open.is_ok(),
+                open_to.is_ok(),
+                "{id}: open_to disagrees with open_in_place"
+            );
+            if open_to.is_ok() {
+                assert_eq!(out_of_place, *t.pt, "{id}: open_to");
+            } else {
+                assert!(
+                    out_of_place.iter().all(|&b| b == 0),
+                    "{id}: open_to left bytes after a failure"
+                );
+            }
             match t.result {
                 TestResult::Valid => {
                     c.valid += 1;
@@ -49,6 +65,9 @@ fn run(engine: &dyn AeadEngine, alg: Algorithm, name: TestName) -> Counts {
                     let tag = key.seal_in_place_detached(&nonce, &t.aad, &mut detached).unwrap();
                     assert_eq!(detached, *t.ct, "{id}: detached ciphertext");
                     assert_eq!(tag.as_slice(), t.tag.as_slice(), "{id}: detached tag");
+                    let mut to = vec![0u8; sealed.len()];
+                    key.seal_to(&nonce, &t.aad, &t.pt, &mut to).unwrap();
+                    assert_eq!(to, sealed, "{id}: seal_to");
                     open.unwrap_or_else(|e| panic!("{id}: open failed: {e}"));
                     assert_eq!(opened, *t.pt, "{id}: open");
                 }

@@ -4,7 +4,9 @@ use std::fmt;
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 
-use super::{AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN, check_key_len, wipe};
+use super::{
+    AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN, check_key_len, split_sealed, split_sealed_mut, wipe,
+};
 use crate::error::{Error, Result};
 
 /// AEAD on aws-lc-rs (AWS-LC, with AES-NI/VAES and AVX code paths).
@@ -78,5 +80,29 @@ impl AeadKey for AwsLcKey {
                 Err(Error::DecryptFailed)
             }
         }
+    }
+
+    fn seal_to(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], src: &[u8], out: &mut [u8]) -> Result<()> {
+        split_sealed_mut(out, src.len())?;
+        // `extra_in` is encrypted into `extra_out_and_tag` (ciphertext ‖ tag): one pass, src → out.
+        self.key
+            .seal_in_place_scatter(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut [],
+                src,
+                out,
+            )
+            .map_err(|_| Error::invalid("Plaintext", "too long for one AEAD message"))
+    }
+
+    fn open_to(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], sealed: &[u8], out: &mut [u8]) -> Result<()> {
+        let (ct, tag) = split_sealed(sealed, out)?;
+        self.key
+            .open_separate_gather(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), ct, tag, out)
+            .map_err(|_| {
+                zeroize::Zeroize::zeroize(out);
+                Error::DecryptFailed
+            })
     }
 }

@@ -122,6 +122,63 @@ pub trait AeadKey: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::DecryptFailed`] when the tag does not verify (wrong key, nonce, AAD, or tampering).
     fn open_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut Vec<u8>) -> Result<()>;
+
+    /// Encrypts `src` into `out` as ciphertext ‖ tag; `out` must be exactly `src.len() + TAG_LEN` long.
+    ///
+    /// The bytes equal those of [`seal_in_place_detached`](Self::seal_in_place_detached) followed by the
+    /// tag. Engines that can read `src` and write `out` in one pass (aws-lc-rs) do so; the default copies
+    /// `src` into `out` first. Streaming formats use this to avoid the extra pass over memory.
+    ///
+    /// # Errors
+    /// `InvalidParameter` when `out` has the wrong length, or the input exceeds the algorithm's limits.
+    fn seal_to(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], src: &[u8], out: &mut [u8]) -> Result<()> {
+        let (ct, tag) = split_sealed_mut(out, src.len())?;
+        ct.copy_from_slice(src);
+        let t = self.seal_in_place_detached(nonce, aad, ct)?;
+        tag.copy_from_slice(&t);
+        Ok(())
+    }
+
+    /// Checks the tag of `sealed` (ciphertext ‖ tag) and decrypts it into `out`, which must be exactly
+    /// `sealed.len() - TAG_LEN` long. On failure `out` is zeroed: no unauthenticated plaintext escapes.
+    ///
+    /// Engines that can decrypt from one buffer into another in one pass (aws-lc-rs) do so.
+    ///
+    /// # Errors
+    /// [`Error::DecryptFailed`] when the tag does not verify or `sealed` is shorter than a tag;
+    /// `InvalidParameter` when `out` has the wrong length.
+    fn open_to(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], sealed: &[u8], out: &mut [u8]) -> Result<()>;
+}
+
+/// Splits `out` into a `len`-byte ciphertext part and the tag, checking its length.
+fn split_sealed_mut(out: &mut [u8], len: usize) -> Result<(&mut [u8], &mut [u8])> {
+    if len.checked_add(TAG_LEN) != Some(out.len()) {
+        return Err(Error::invalid(
+            "Output",
+            format!(
+                "expected {} bytes for ciphertext and tag, got {}",
+                len.saturating_add(TAG_LEN),
+                out.len()
+            ),
+        ));
+    }
+    Ok(out.split_at_mut(len))
+}
+
+/// Splits `sealed` into ciphertext and tag and checks `out` fits the ciphertext.
+fn split_sealed<'a>(sealed: &'a [u8], out: &[u8]) -> Result<(&'a [u8], &'a [u8; TAG_LEN])> {
+    let Some(ct_len) = sealed.len().checked_sub(TAG_LEN) else {
+        return Err(Error::DecryptFailed);
+    };
+    if out.len() != ct_len {
+        return Err(Error::invalid(
+            "Output",
+            format!("expected {ct_len} bytes for the plaintext, got {}", out.len()),
+        ));
+    }
+    let (ct, tag) = sealed.split_at(ct_len);
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptFailed)?;
+    Ok((ct, tag))
 }
 
 /// The engine used when none is chosen: aws-lc-rs when compiled in, else pure Rust.
@@ -191,6 +248,61 @@ mod tests {
                 outs.push(buf);
             }
             assert!(outs.windows(2).all(|w| w[0] == w[1]), "{alg}: engines differ");
+        }
+    }
+
+    #[test]
+    fn out_of_place_matches_in_place_at_edge_lengths() {
+        let key = [3u8; 32];
+        let nonce = [5u8; 12];
+        for alg in [Algorithm::Aes256Gcm, Algorithm::ChaCha20Poly1305] {
+            for e in all_engines() {
+                let k = e.new_key(alg, &key).unwrap();
+                for len in [0usize, 1, 15, 16, 17, 63, 64, 65, 255, 4096, 65_537] {
+                    let pt: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+                    let mut in_place = pt.clone();
+                    k.seal_in_place(&nonce, b"ad", &mut in_place).unwrap();
+                    let mut out = vec![0xEEu8; len + TAG_LEN];
+                    k.seal_to(&nonce, b"ad", &pt, &mut out).unwrap();
+                    assert_eq!(out, in_place, "{} {alg} len {len}: seal_to", e.name());
+                    let mut back = vec![0xEEu8; len];
+                    k.open_to(&nonce, b"ad", &out, &mut back).unwrap();
+                    assert_eq!(back, pt, "{} {alg} len {len}: open_to", e.name());
+                    // Tampering anywhere (ciphertext or tag) fails and leaves zeros.
+                    let bit = (len * 8 + 7) % (out.len() * 8);
+                    out[bit / 8] ^= 1 << (bit % 8);
+                    let mut junk = vec![0xEEu8; len];
+                    assert!(matches!(
+                        k.open_to(&nonce, b"ad", &out, &mut junk),
+                        Err(Error::DecryptFailed)
+                    ));
+                    assert!(junk.iter().all(|&b| b == 0), "{} {alg} len {len}", e.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_place_length_checks() {
+        for e in all_engines() {
+            let k = e.new_key(Algorithm::Aes256Gcm, &[1u8; 32]).unwrap();
+            let n = [0u8; 12];
+            let mut short = [0u8; 4 + TAG_LEN - 1];
+            assert_eq!(
+                k.seal_to(&n, b"", b"abcd", &mut short).unwrap_err().code(),
+                crate::ErrorCode::InvalidParameter
+            );
+            let mut out = [0u8; 4];
+            assert!(matches!(
+                k.open_to(&n, b"", &[0u8; TAG_LEN - 1], &mut out),
+                Err(Error::DecryptFailed)
+            ));
+            assert_eq!(
+                k.open_to(&n, b"", &[0u8; TAG_LEN + 5], &mut out)
+                    .unwrap_err()
+                    .code(),
+                crate::ErrorCode::InvalidParameter
+            );
         }
     }
 

@@ -6,7 +6,7 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
 
-use super::{AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN, check_key_len, wipe};
+use super::{AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN, check_key_len, split_sealed, wipe};
 use crate::error::{Error, Result};
 
 /// AEAD in pure Rust: portable, constant-time, no C toolchain needed.
@@ -77,6 +77,19 @@ impl AeadKey for RustCryptoKey {
         };
         r.map_err(|_| {
             wipe(buf);
+            Error::DecryptFailed
+        })
+    }
+
+    fn open_to(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], sealed: &[u8], out: &mut [u8]) -> Result<()> {
+        let (ct, tag) = split_sealed(sealed, out)?;
+        out.copy_from_slice(ct);
+        let r = match &self.0 {
+            Cipher::Aes(c) => c.decrypt_in_place_detached(nonce.into(), aad, out, tag.into()),
+            Cipher::ChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, out, tag.into()),
+        };
+        r.map_err(|_| {
+            zeroize::Zeroize::zeroize(out);
             Error::DecryptFailed
         })
     }
