@@ -483,6 +483,51 @@ impl Session {
             .seal_in_place_detached(&nonce(index, last), &self.aad, buf)?)
     }
 
+    /// Seals `pt` (one chunk's plaintext) into `out` (exactly `pt.len() + TAG_LEN` bytes) as
+    /// ciphertext ‖ tag, in one pass over memory where the engine can.
+    pub(crate) fn seal_to(&self, index: u64, last: bool, pt: &[u8], out: &mut [u8]) -> Result<()> {
+        if index >= MAX_CHUNKS {
+            return Err(StreamError::LimitExceeded("more than 2^32 chunks"));
+        }
+        Ok(self.aead.seal_to(&nonce(index, last), &self.aad, pt, out)?)
+    }
+
+    /// Opens `sealed` (chunk `index`'s ciphertext ‖ tag) into `out` (exactly `sealed.len() - TAG_LEN`
+    /// bytes). When it fails, tells truncation and trailing data from tampering as
+    /// [`open_diagnosed`](Self::open_diagnosed) does; the input is left intact, so that costs no copy.
+    /// On failure `out` holds no plaintext.
+    pub(crate) fn open_to_diagnosed(
+        &self,
+        index: u64,
+        last: bool,
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        if index >= MAX_CHUNKS {
+            return Err(StreamError::LimitExceeded("more than 2^32 chunks"));
+        }
+        if self
+            .aead
+            .open_to(&nonce(index, last), &self.aad, sealed, out)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if self
+            .aead
+            .open_to(&nonce(index, !last), &self.aad, sealed, out)
+            .is_ok()
+        {
+            zeroize::Zeroize::zeroize(out);
+            return Err(if last {
+                StreamError::Truncated
+            } else {
+                StreamError::TrailingData
+            });
+        }
+        Err(StreamError::ChunkAuthFailed { chunk: index })
+    }
+
     /// Opens `buf` (ciphertext ‖ tag) in place; on failure `buf` holds no plaintext.
     pub(crate) fn open_chunk(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<()> {
         if index >= MAX_CHUNKS {

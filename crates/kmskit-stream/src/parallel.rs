@@ -38,9 +38,14 @@ fn run_groups<T: Send>(groups: Vec<T>, job: impl Fn(T) -> Result<()> + Sync) -> 
 }
 
 /// Sets `out` to `len` bytes, zero-filling only where it has to grow (a reused buffer costs nothing).
+/// A buffer too small to hold `len` is replaced by a zeroed allocation, which the allocator gets from
+/// fresh zero pages for large sizes, so growing costs no extra pass over memory either.
 fn size_to(out: &mut Vec<u8>, len: usize) {
     if out.len() >= len {
         out.truncate(len);
+    } else if out.capacity() < len {
+        zeroize::Zeroize::zeroize(out);
+        *out = vec![0u8; len];
     } else {
         out.resize(len, 0);
     }
@@ -57,33 +62,22 @@ pub(crate) fn seal_into(session: &Session, pt: &[u8], workers: usize, out: &mut 
     let header = session.header().to_bytes();
     let total = header.len() + body_len(pt.len() as u64, c as u64) as usize;
     let w = workers.clamp(1, n);
-    if w == 1 && out.len() < total {
-        // Fresh buffer, one worker: append chunk by chunk, no zero-fill.
-        out.clear();
-        out.reserve(total);
-        out.extend_from_slice(&header);
-        for (i, p) in pt.chunks(c).chain(pt.is_empty().then_some(&pt[..0])).enumerate() {
-            let start = out.len();
-            out.extend_from_slice(p);
-            let tag = session.seal(i as u64, i + 1 == n, &mut out[start..])?;
-            out.extend_from_slice(&tag);
-        }
-        return Ok(());
-    }
     size_to(out, total);
     out[..header.len()].copy_from_slice(&header);
     let body = &mut out[header.len()..];
+    // Each slot is one chunk's ciphertext ‖ tag, sealed straight from `pt` (one pass over memory on
+    // engines with an out-of-place seal).
     let seal_range = |(first, slots): (usize, &mut [u8])| -> Result<()> {
         for (k, slot) in slots.chunks_mut(c + TAG_LEN).enumerate() {
             let i = first + k;
             let p_len = slot.len() - TAG_LEN;
-            let (p, t) = slot.split_at_mut(p_len);
-            p.copy_from_slice(&pt[i * c..i * c + p_len]);
-            let tag = session.seal(i as u64, i + 1 == n, p)?;
-            t.copy_from_slice(&tag);
+            session.seal_to(i as u64, i + 1 == n, &pt[i * c..i * c + p_len], slot)?;
         }
         Ok(())
     };
+    if w == 1 {
+        return seal_range((0, body));
+    }
     let per = n.div_ceil(w);
     let groups: Vec<(usize, &mut [u8])> = body
         .chunks_mut(per * (c + TAG_LEN))
@@ -103,16 +97,14 @@ pub(crate) fn open_into(session: &Session, body: &[u8], workers: usize, out: &mu
     let n = body.len().div_ceil(full);
     size_to(out, pt_len);
     // Each group is (first chunk, chunk count, its plaintext); every chunk of the body is opened.
+    // Each chunk is opened straight from `body` into its place in `out` (one pass over memory on
+    // engines with an out-of-place open).
     let open_range = |(first, count, outs): (usize, usize, &mut [u8])| -> Result<()> {
-        let mut scratch = Zeroizing::new(Vec::with_capacity(full));
         let mut outs = outs;
         for i in first..first + count {
             let ct = &body[i * full..((i + 1) * full).min(body.len())];
-            scratch.clear();
-            scratch.extend_from_slice(ct);
-            session.open_diagnosed(i as u64, i + 1 == n, &mut scratch, Some(ct))?;
-            let (dst, rest) = std::mem::take(&mut outs).split_at_mut(scratch.len());
-            dst.copy_from_slice(&scratch);
+            let (dst, rest) = std::mem::take(&mut outs).split_at_mut(ct.len().saturating_sub(TAG_LEN));
+            session.open_to_diagnosed(i as u64, i + 1 == n, ct, dst)?;
             outs = rest;
         }
         Ok(())
