@@ -66,7 +66,8 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 # --- tests -------------------------------------------------------------------------------------------
 step "cargo test (every crate, every feature)"
-cargo test --workspace --all-features --locked
+# Full-featured local backends must run every conformance case: a skip is a failure here.
+KMSKIT_TESTKIT_NO_SKIP=1 cargo test --workspace --all-features --locked
 
 step "cargo test (pure-Rust engine only: kmskit-core without aws-lc)"
 cargo test -p kmskit-core --no-default-features --features rust-crypto,testkit --locked
