@@ -32,8 +32,8 @@ async fn reopened_fixture() -> Fixture {
     {
         let first = FileKms::open_dir(dir.path(), &root()).expect("a new keystore opens");
         let caller = Caller::local();
-        let k = block_on(first.create_key(&caller, CreateKey::new("written before the reopen")))
-            .expect("create");
+        let k =
+            block_on(first.create_key(&caller, CreateKey::new("written before the reopen"))).expect("create");
         block_on(first.schedule_key_deletion(&caller, &KeyRef::Id(k.key_id), 7)).expect("schedule");
     }
     let kms = FileKms::open_dir(dir.path(), &root()).expect("the keystore reopens");
