@@ -80,6 +80,37 @@ grep -q "decrypted: Hello KMS" <<<"$out" || { echo "quickstart did not print the
 step "examples"
 cargo run --locked --quiet --example lifecycle
 
+# file_keystore: a second run decrypts what the first wrote; a wrong root key exits non-zero with its code.
+ks="$WORKDIR/keystore"
+export KMSKIT_ROOT_KEY
+KMSKIT_ROOT_KEY=$(head -c 32 /dev/urandom | base64)
+cargo run --locked --quiet --example file_keystore -- "$ks"
+out=$(cargo run --locked --quiet --example file_keystore -- "$ks")
+echo "$out"
+grep -q "decrypted the previous run.s ciphertext" <<<"$out" || { echo "file_keystore did not decrypt the first run's message" >&2; exit 1; }
+if out=$(KMSKIT_ROOT_KEY=$(head -c 32 /dev/urandom | base64) \
+    cargo run --locked --quiet --example file_keystore -- "$ks" 2>&1); then
+    echo "file_keystore accepted a wrong root key" >&2; exit 1
+fi
+echo "$out"
+grep -q "Forbidden.NoPermission" <<<"$out" || { echo "wrong root key: expected Forbidden.NoPermission" >&2; exit 1; }
+
+# file_encryption: encrypt, decrypt in a later process, compare; rewrap; a tampered file leaves no output.
+fe() { cargo run --locked --quiet --example file_encryption -- --keystore "$WORKDIR/fe-keys" "$@"; }
+head -c 3000000 /dev/urandom >"$WORKDIR/plain"
+fe encrypt "$WORKDIR/plain" "$WORKDIR/plain.kms"
+fe rewrap "$WORKDIR/plain.kms"
+fe decrypt "$WORKDIR/plain.kms" "$WORKDIR/plain.out"
+cmp "$WORKDIR/plain" "$WORKDIR/plain.out"
+# Flip one bit in the body (XOR, so the byte always changes).
+byte=$(dd if="$WORKDIR/plain.kms" bs=1 skip=2000000 count=1 status=none | od -An -tu1 | tr -d ' ')
+printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$WORKDIR/plain.kms" bs=1 seek=2000000 conv=notrunc status=none
+if fe decrypt "$WORKDIR/plain.kms" "$WORKDIR/tampered.out"; then
+    echo "file_encryption decrypted a tampered file" >&2; exit 1
+fi
+[ ! -e "$WORKDIR/tampered.out" ] || { echo "file_encryption left an output file after a failure" >&2; exit 1; }
+unset KMSKIT_ROOT_KEY
+
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet
 
