@@ -20,6 +20,9 @@ use crate::options::Options;
 pub struct Decryptor<R: Read> {
     inner: R,
     session: Session,
+    /// The current chunk's ciphertext ‖ tag, as read (kept intact: a failed open can be diagnosed).
+    ct: Vec<u8>,
+    /// The current chunk's plaintext, released only after it authenticated.
     buf: Zeroizing<Vec<u8>>,
     pos: usize,
     end: usize,
@@ -72,6 +75,7 @@ impl<R: Read> Decryptor<R> {
         Self {
             inner,
             session: opener.session,
+            ct: Vec::with_capacity(cap),
             buf: Zeroizing::new(Vec::with_capacity(cap)),
             pos: 0,
             end: 0,
@@ -94,33 +98,32 @@ impl<R: Read> Decryptor<R> {
 
     fn next_chunk(&mut self) -> Result<()> {
         let cap = self.session.chunk_size() + TAG_LEN;
-        self.buf.resize(cap, 0);
+        // Read one byte past a full chunk in the same call: whether more input follows decides the
+        // chunk's final flag, and costs no extra read.
+        self.ct.resize(cap + 1, 0);
         let mut filled = 0;
         if let Some(b) = self.lookahead.take() {
-            self.buf[0] = b;
+            self.ct[0] = b;
             filled = 1;
         }
-        filled += read_full(&mut self.inner, &mut self.buf[filled..cap])?;
-        let last = if filled == cap {
-            let mut one = [0u8; 1];
-            if read_full(&mut self.inner, &mut one)? == 0 {
-                true
-            } else {
-                self.lookahead = Some(one[0]);
-                false
-            }
+        filled += read_full(&mut self.inner, &mut self.ct[filled..])?;
+        let last = if filled > cap {
+            self.lookahead = Some(self.ct[cap]);
+            filled = cap;
+            false
         } else {
             true
         };
-        self.buf.truncate(filled);
+        self.ct.truncate(filled);
         if last && filled < TAG_LEN {
             return Err(StreamError::Truncated);
         }
-        // A full chunk at the end of input may be a non-final chunk of a truncated stream: keep a copy
-        // (once per stream) to tell truncation from tampering.
-        let retry = (last && filled == cap).then(|| Zeroizing::new(self.buf.to_vec()));
+        // Opened out of place, so the ciphertext stays intact and a failure is diagnosed for free:
+        // a full final-looking chunk that opens as non-final is truncation, and a chunk followed by
+        // more input that opens as final is trailing data.
+        self.buf.resize(filled - TAG_LEN, 0);
         self.session
-            .open_diagnosed(self.index, last, &mut self.buf, retry.as_deref().map(|v| &v[..]))?;
+            .open_to_diagnosed(self.index, last, &self.ct, &mut self.buf)?;
         self.index += 1;
         self.pos = 0;
         self.end = self.buf.len();

@@ -192,14 +192,20 @@ fn reorder_duplication_and_extension_are_rejected() {
         v.extend_from_slice(extra);
         assert_all_fail(&v, "append", StreamError::is_integrity_failure);
     }
-    // A stream whose last chunk is full: appending a whole chunk is typed trailing data where the
-    // ciphertext can be looked at again (buffer paths).
+    // A stream whose last chunk is full: appending anything is typed trailing data on the paths that
+    // read in order (the sequential reader opens out of place, so it can look at the chunk again).
     let pt = plaintext(2 * C);
     let ct = encrypt_stream(&pt, &opts(), C);
     let mut v = ct.clone();
     v.extend_from_slice(&ct[header_len(&ct)..header_len(&ct) + C + 16]);
     for o in [opts(), opts().workers(3)] {
         assert!(matches!(decrypt_buf(&v, &o), Err(StreamError::TrailingData)));
+    }
+    for extra in [&b"x"[..], &ct[header_len(&ct)..]] {
+        let mut w = ct.clone();
+        w.extend_from_slice(extra);
+        let e = decrypt_stream(&w, &opts()).expect_err("appended bytes accepted");
+        assert!(matches!(e, StreamError::TrailingData), "sequential reader: {e:?}");
     }
     assert_all_fail(&v, "append chunk", StreamError::is_integrity_failure);
 }
