@@ -1,0 +1,467 @@
+//! What each command does.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
+use kmskit::{
+    AliasName, Caller, CiphertextBlob, CreateKey, DataKeyLength, DataKeySpec, EncryptionContext, FileKms,
+    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, Tag, block_on,
+};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::cli::{AliasCommand, Cli, Command, DataKeyCommand, FileCommand, Io, KeyCommand};
+use crate::error::CliError;
+use crate::keystore;
+use crate::output::Printer;
+
+/// The most Encrypt accepts, plus one byte to tell "too long" from "exactly at the limit".
+const READ_LIMIT: u64 = kmskit::MAX_PLAINTEXT as u64 + 1;
+/// A Base64 blob larger than this is not one kmskit or the model service wrote.
+const BLOB_TEXT_LIMIT: u64 = 64 * 1024;
+/// Page size for listing everything (the API's maximum).
+const PAGE: u32 = 100;
+/// Upper bound on pages read when listing everything (100 × 10,000 = a million items).
+const MAX_PAGES: u32 = 10_000;
+
+/// Runs the parsed command line.
+pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
+    let printer = Printer::new(cli.output, cli.fields.clone());
+    let kms = keystore::open(&cli)?;
+    let caller = Caller::local();
+    let cx = Cx {
+        kms: &kms,
+        caller: &caller,
+        printer: &printer,
+    };
+    match cli.command {
+        Command::Key(c) => cx.key(c),
+        Command::Alias(c) => cx.alias(c),
+        Command::Encrypt(a) => cx.encrypt(&a.key, &a.io, a.context.as_deref(), a.raw),
+        Command::Decrypt(a) => cx.decrypt(&a.io, a.context.as_deref(), a.raw),
+        Command::DataKey(c) => cx.data_key(c),
+        Command::File(c) => cx.file(c),
+    }
+}
+
+struct Cx<'a> {
+    kms: &'a FileKms,
+    caller: &'a Caller,
+    printer: &'a Printer,
+}
+
+fn key_ref(s: &str) -> Result<KeyRef, CliError> {
+    Ok(KeyRef::parse(s)?)
+}
+
+fn alias_name(s: &str) -> Result<AliasName, CliError> {
+    Ok(AliasName::new(s)?)
+}
+
+fn context(json: Option<&str>) -> Result<EncryptionContext, CliError> {
+    match json {
+        None => Ok(EncryptionContext::new()),
+        Some(j) => Ok(EncryptionContext::from_json(j)?),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, CliError> {
+    serde_json::to_value(v).map_err(|e| CliError::new("Cli.Internal", format!("cannot serialise: {e}")))
+}
+
+impl Cx<'_> {
+    fn describe(&self, key: &KeyRef) -> Result<Value, CliError> {
+        to_json(&block_on(self.kms.describe_key(self.caller, key))?)
+    }
+
+    fn key(&self, c: KeyCommand) -> Result<(), CliError> {
+        match c {
+            KeyCommand::Create {
+                description,
+                key_spec,
+                tags,
+            } => {
+                let spec: KeySpec = key_spec.parse()?;
+                let mut req = CreateKey::new(description).key_spec(spec);
+                for t in tags {
+                    let (k, v) = t
+                        .split_once('=')
+                        .ok_or_else(|| CliError::usage(format!("--tag {t:?}: expected KEY=VALUE")))?;
+                    req = req.tag(Tag::new(k, v)?);
+                }
+                let meta = block_on(self.kms.create_key(self.caller, req))?;
+                self.printer.object(to_json(&meta)?)
+            }
+            KeyCommand::Describe { key } => self.printer.object(self.describe(&key_ref(&key)?)?),
+            KeyCommand::List => {
+                let mut out = Vec::new();
+                for page in 1..=MAX_PAGES {
+                    let p = block_on(
+                        self.kms
+                            .list_keys(self.caller, ListKeys::new(PageRequest::new(page, PAGE)?)),
+                    )?;
+                    let n = p.items.len();
+                    for k in p.items {
+                        out.push(self.describe(&KeyRef::Id(k.key_id))?);
+                    }
+                    if n < PAGE as usize || out.len() as u64 >= p.total_count {
+                        break;
+                    }
+                }
+                self.printer.list(
+                    out,
+                    &["KeyId", "KeyState", "KeySpec", "CreationDate", "Description"],
+                )
+            }
+            KeyCommand::Enable { key } => {
+                let k = key_ref(&key)?;
+                block_on(self.kms.enable_key(self.caller, &k))?;
+                self.state_changed(&k)
+            }
+            KeyCommand::Disable { key } => {
+                let k = key_ref(&key)?;
+                block_on(self.kms.disable_key(self.caller, &k))?;
+                self.state_changed(&k)
+            }
+            KeyCommand::ScheduleDeletion {
+                key,
+                pending_window_days,
+            } => {
+                let k = key_ref(&key)?;
+                block_on(
+                    self.kms
+                        .schedule_key_deletion(self.caller, &k, pending_window_days),
+                )?;
+                self.state_changed(&k)
+            }
+            KeyCommand::CancelDeletion { key } => {
+                let k = key_ref(&key)?;
+                block_on(self.kms.cancel_key_deletion(self.caller, &k))?;
+                self.state_changed(&k)
+            }
+        }
+    }
+
+    /// After a state change: the key's id, state and deletion date.
+    fn state_changed(&self, key: &KeyRef) -> Result<(), CliError> {
+        let mut v = self.describe(key)?;
+        if let Value::Object(m) = &mut v {
+            m.retain(|k, _| matches!(k.as_str(), "KeyId" | "KeyState" | "DeleteDate"));
+        }
+        self.printer.object(v)
+    }
+
+    fn alias(&self, c: AliasCommand) -> Result<(), CliError> {
+        match c {
+            AliasCommand::Create { alias, key } => {
+                let (a, k) = (alias_name(&alias)?, key_ref(&key)?);
+                block_on(self.kms.create_alias(self.caller, &a, &k))?;
+                self.printer.done(
+                    &format!("{a} -> {key}"),
+                    json!({"AliasName": a.to_string(), "KeyId": key}),
+                )
+            }
+            AliasCommand::Update { alias, key } => {
+                let (a, k) = (alias_name(&alias)?, key_ref(&key)?);
+                block_on(self.kms.update_alias(self.caller, &a, &k))?;
+                self.printer.done(
+                    &format!("{a} -> {key}"),
+                    json!({"AliasName": a.to_string(), "KeyId": key}),
+                )
+            }
+            AliasCommand::Delete { alias } => {
+                let a = alias_name(&alias)?;
+                block_on(self.kms.delete_alias(self.caller, &a))?;
+                self.printer
+                    .done(&format!("deleted {a}"), json!({"AliasName": a.to_string()}))
+            }
+            AliasCommand::List { key } => {
+                let mut out = Vec::new();
+                let by_key = key.as_deref().map(key_ref).transpose()?;
+                for page in 1..=MAX_PAGES {
+                    let req = PageRequest::new(page, PAGE)?;
+                    let p = match &by_key {
+                        Some(k) => block_on(self.kms.list_aliases_by_key_id(self.caller, k, req))?,
+                        None => block_on(self.kms.list_aliases(self.caller, req))?,
+                    };
+                    let n = p.items.len();
+                    for a in &p.items {
+                        out.push(to_json(a)?);
+                    }
+                    if n < PAGE as usize || out.len() as u64 >= p.total_count {
+                        break;
+                    }
+                }
+                self.printer.list(out, &["AliasName", "KeyId"])
+            }
+        }
+    }
+
+    fn encrypt(&self, key: &str, io: &Io, ctx: Option<&str>, raw: bool) -> Result<(), CliError> {
+        let k = key_ref(key)?;
+        let ctx = context(ctx)?;
+        let pt = read_input(io.input.as_deref(), READ_LIMIT)?;
+        let enc = block_on(self.kms.encrypt(self.caller, &k, &pt, &ctx))?;
+        let bytes = if raw {
+            enc.ciphertext_blob.into_bytes()
+        } else {
+            let mut s = enc.ciphertext_blob.to_base64().into_bytes();
+            s.push(b'\n');
+            s
+        };
+        write_output(io.out_file.as_deref(), &bytes)
+    }
+
+    fn decrypt(&self, io: &Io, ctx: Option<&str>, raw: bool) -> Result<(), CliError> {
+        let ctx = context(ctx)?;
+        let input = read_input(io.input.as_deref(), BLOB_TEXT_LIMIT)?;
+        let blob = if raw {
+            CiphertextBlob::from_bytes(input.to_vec())
+        } else {
+            let text = std::str::from_utf8(&input)
+                .map_err(|_| CliError::new("InvalidParameter", "the blob is not Base64 text (use --raw)"))?;
+            CiphertextBlob::from_base64(text.trim())?
+        };
+        let dec = block_on(self.kms.decrypt(self.caller, &blob, &ctx))?;
+        write_output(io.out_file.as_deref(), &dec.plaintext)
+    }
+
+    fn data_key(&self, c: DataKeyCommand) -> Result<(), CliError> {
+        let DataKeyCommand::Generate {
+            key,
+            key_spec,
+            number_of_bytes,
+            context: ctx,
+            without_plaintext,
+        } = c;
+        let k = key_ref(&key)?;
+        let ctx = context(ctx.as_deref())?;
+        let len = match number_of_bytes {
+            Some(n) => DataKeyLength::Bytes(u16::try_from(n).unwrap_or(u16::MAX)),
+            None => DataKeyLength::Spec(key_spec.parse::<DataKeySpec>()?),
+        };
+        if without_plaintext {
+            let enc = block_on(
+                self.kms
+                    .generate_data_key_without_plaintext(self.caller, &k, len, &ctx),
+            )?;
+            return self.printer.object(json!({
+                "KeyId": enc.key_id.to_string(),
+                "KeyVersionId": enc.key_version_id.to_string(),
+                "CiphertextBlob": enc.ciphertext_blob.to_base64(),
+            }));
+        }
+        let dk = block_on(self.kms.generate_data_key(self.caller, &k, len, &ctx))?;
+        let plaintext = Zeroizing::new(B64.encode(dk.plaintext.expose_secret()));
+        self.printer.object(json!({
+            "KeyId": dk.key_id.to_string(),
+            "KeyVersionId": dk.key_version_id.to_string(),
+            "Plaintext": plaintext.as_str(),
+            "CiphertextBlob": dk.ciphertext_blob.to_base64(),
+        }))
+    }
+
+    fn file(&self, c: FileCommand) -> Result<(), CliError> {
+        match c {
+            FileCommand::Encrypt {
+                key,
+                input,
+                dest: output,
+                context: ctx,
+                chunk_kib,
+                workers,
+            } => {
+                let k = key_ref(&key)?;
+                let ctx = context(ctx.as_deref())?;
+                let mut opts = Options::default().chunk_size(chunk_kib.saturating_mul(1024))?;
+                if let Some(w) = workers {
+                    opts = opts.workers(w);
+                }
+                let sealer = block_on(Sealer::generate(self.kms, self.caller, &k, &ctx, &opts))?;
+                let src = File::open(&input).map_err(|e| CliError::io(&input, e))?;
+                let len = src.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut n = 0;
+                write_atomically(&output, |w| {
+                    n = sealer.encrypt_stream(Progress::new(src, len, "encrypting"), w)?;
+                    Ok(())
+                })?;
+                self.printer.done(
+                    &format!(
+                        "encrypted {n} bytes of {} into {}",
+                        input.display(),
+                        output.display()
+                    ),
+                    json!({"Bytes": n, "Output": output.display().to_string()}),
+                )
+            }
+            FileCommand::Decrypt {
+                input,
+                dest: output,
+                context: ctx,
+                workers,
+            } => {
+                let ctx = context(ctx.as_deref())?;
+                let mut opts = Options::default();
+                if let Some(w) = workers {
+                    opts = opts.workers(w);
+                }
+                let mut src = File::open(&input).map_err(|e| CliError::io(&input, e))?;
+                let len = src.metadata().map(|m| m.len()).unwrap_or(0);
+                let header = Header::read_from(&mut src)?;
+                let opener = block_on(Opener::unwrap(header, self.kms, self.caller, &ctx, &opts))?;
+                let mut n = 0;
+                write_atomically(&output, |w| {
+                    n = opener.decrypt_stream(Progress::new(src, len, "decrypting"), w)?;
+                    Ok(())
+                })?;
+                self.printer.done(
+                    &format!(
+                        "decrypted {n} bytes of {} into {}",
+                        input.display(),
+                        output.display()
+                    ),
+                    json!({"Bytes": n, "Output": output.display().to_string()}),
+                )
+            }
+            FileCommand::Rewrap {
+                file,
+                key,
+                context: ctx,
+            } => {
+                let ctx = context(ctx.as_deref())?;
+                let dest = key.as_deref().map(key_ref).transpose()?;
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&file)
+                    .map_err(|e| CliError::io(&file, e))?;
+                let header = block_on(rewrap_in_place(
+                    &mut f,
+                    self.kms,
+                    self.caller,
+                    &ctx,
+                    dest.as_ref(),
+                ))?;
+                f.sync_all().map_err(|e| CliError::io(&file, e))?;
+                self.printer.done(
+                    &format!(
+                        "rewrapped {} ({} header bytes rewritten)",
+                        file.display(),
+                        header.len()
+                    ),
+                    json!({"HeaderBytes": header.len(), "File": file.display().to_string()}),
+                )
+            }
+        }
+    }
+}
+
+/// Reads a file or standard input, refusing more than `limit - 1` bytes.
+fn read_input(path: Option<&Path>, limit: u64) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let mut buf = Zeroizing::new(Vec::new());
+    let (r, name): (Box<dyn Read>, PathBuf) = match path {
+        Some(p) => (
+            Box::new(File::open(p).map_err(|e| CliError::io(p, e))?),
+            p.to_path_buf(),
+        ),
+        None => (Box::new(std::io::stdin().lock()), PathBuf::from("standard input")),
+    };
+    r.take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| CliError::io(&name, e))?;
+    if buf.len() as u64 >= limit {
+        return Err(CliError::new(
+            "InvalidParameter",
+            format!("{}: more than {} bytes", name.display(), limit - 1),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Writes `bytes` to a file (atomically) or to standard output.
+fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
+    match path {
+        Some(p) => write_atomically(p, |f| f.write_all(bytes).map_err(|e| CliError::io(p, e))),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::new("Cli.Io", format!("standard output: {e}")))
+        }
+    }
+}
+
+/// A temporary path next to `out`.
+fn temp_for(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.kmskit-tmp-{}", std::process::id()))
+}
+
+/// Writes `out` through a temporary file (mode 0600) next to it: renamed into place after `fill`
+/// succeeded and the data is on disk; removed on any failure, so a failed command leaves no `out`.
+fn write_atomically(
+    out: &Path,
+    fill: impl FnOnce(&mut File) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let tmp = temp_for(out);
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut file = opts.open(&tmp).map_err(|e| CliError::io(&tmp, e))?;
+        fill(&mut file)?;
+        file.sync_all().map_err(|e| CliError::io(&tmp, e))?;
+        fs::rename(&tmp, out).map_err(|e| CliError::io(out, e))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A reader that advances a progress bar on stderr when stderr is a terminal (silent otherwise).
+struct Progress<R> {
+    inner: R,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<R: Read> Progress<R> {
+    fn new(inner: R, len: u64, what: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(len);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(what);
+            b
+        });
+        Self { inner, bar }
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = &self.bar {
+            b.inc(n as u64);
+            if n == 0 {
+                b.finish_and_clear();
+            }
+        }
+        Ok(n)
+    }
+}

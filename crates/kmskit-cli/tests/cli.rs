@@ -1,0 +1,401 @@
+//! Drives the real `kmskit` binary through a temporary data directory: zero set-up, the whole key
+//! lifecycle, aliases, Encrypt/Decrypt, data keys, file encryption of 100 MiB, tampering, and the
+//! scripting contract (JSON field names, `--fields`, error lines and exit statuses).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// A command with its own data directory and no root key from the environment.
+fn kmskit(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kmskit"));
+    c.env("KMSKIT_DATA_DIR", data)
+        .env_remove("KMSKIT_ROOT_KEY")
+        .env_remove("KMSKIT_ROOT_KEY_FILE")
+        .env_remove("KMSKIT_KEYSTORE");
+    c
+}
+
+fn json(data: &Path, args: &[&str]) -> Value {
+    let out = kmskit(data)
+        .args(args)
+        .args(["--output", "json"])
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).expect("JSON output")
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(data: &Path, args: &[&str], code: i32) -> String {
+    let out = kmskit(data).args(args).assert().code(code);
+    String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+}
+
+fn state(data: &Path, key: &str) -> String {
+    json(data, &["key", "describe", key])["KeyState"]
+        .as_str()
+        .expect("KeyState")
+        .to_owned()
+}
+
+#[test]
+fn first_run_generates_a_private_root_key_and_says_where() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let out = kmskit(&data).args(["key", "list"]).assert().success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let key_file = data.join("root.key");
+    assert!(err.contains(&key_file.display().to_string()), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Later runs use it silently and see the same keystore.
+    let k = json(&data, &["key", "create", "--description", "kept"]);
+    let out = kmskit(&data)
+        .args(["key", "list", "-o", "json"])
+        .assert()
+        .success();
+    assert!(out.get_output().stderr.is_empty());
+    let list: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(list[0]["KeyId"], k["KeyId"]);
+}
+
+#[test]
+fn whole_lifecycle_through_the_binary() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let meta = json(
+        d,
+        &["key", "create", "--description", "orders db", "--tag", "team=pay"],
+    );
+    // The DescribeKey field names of the API spec.
+    for f in [
+        "KeyId",
+        "Arn",
+        "KeyState",
+        "KeySpec",
+        "KeyUsage",
+        "Creator",
+        "CreationDate",
+        "Description",
+        "DeleteDate",
+        "Origin",
+        "ProtectionLevel",
+        "PrimaryKeyVersion",
+    ] {
+        assert!(meta.get(f).is_some(), "missing {f} in {meta}");
+    }
+    assert_eq!(meta["Description"], "orders db");
+    assert_eq!(meta["KeyState"], "Enabled");
+    let id = meta["KeyId"].as_str().unwrap().to_owned();
+
+    // --fields selects exactly those fields.
+    let sel = json(d, &["key", "describe", &id, "--fields", "KeyState,Creator"]);
+    let mut keys: Vec<&str> = sel.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["Creator", "KeyState"]);
+    assert_eq!(sel["KeyState"], "Enabled");
+    let err = fails(d, &["key", "describe", &id, "--fields", "KeyState,Nope"], 2);
+    assert!(
+        err.starts_with("error: Cli.Usage: unknown field \"Nope\""),
+        "{err}"
+    );
+
+    // Aliases.
+    json(d, &["alias", "create", "alias/orders", &id]);
+    let aliases = json(d, &["alias", "list"]);
+    assert_eq!(aliases[0]["AliasName"], "alias/orders");
+    assert_eq!(aliases[0]["KeyId"], id.as_str());
+    let other = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    json(d, &["alias", "update", "alias/orders", &other]);
+    assert_eq!(
+        json(d, &["key", "describe", "alias/orders"])["KeyId"],
+        other.as_str()
+    );
+    json(d, &["alias", "update", "alias/orders", &id]);
+
+    // Disable: Encrypt fails with the API's code; enable again.
+    assert_eq!(
+        json(d, &["key", "disable", "alias/orders"])["KeyState"],
+        "Disabled"
+    );
+    let err = String::from_utf8_lossy(
+        &kmskit(d)
+            .args(["encrypt", "--key", "alias/orders"])
+            .write_stdin("x")
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.starts_with("error: Rejected.Disabled: "), "{err}");
+    json(d, &["key", "enable", &id]);
+    assert_eq!(state(d, &id), "Enabled");
+
+    // Deletion window and cancel.
+    let err = fails(
+        d,
+        &["key", "schedule-deletion", &id, "--pending-window-days", "3"],
+        1,
+    );
+    assert!(err.starts_with("error: InvalidParameter"), "{err}");
+    let s = json(
+        d,
+        &["key", "schedule-deletion", &id, "--pending-window-days", "7"],
+    );
+    assert_eq!(s["KeyState"], "PendingDeletion");
+    assert!(!s["DeleteDate"].as_str().unwrap().is_empty());
+    json(d, &["key", "cancel-deletion", &id]);
+    assert_eq!(state(d, &id), "Enabled");
+
+    // List shows both keys; alias delete.
+    let list = json(d, &["key", "list", "--fields", "KeyId,KeyState"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    json(d, &["alias", "delete", "alias/orders"]);
+    assert_eq!(json(d, &["alias", "list"]).as_array().unwrap().len(), 0);
+    let err = fails(d, &["key", "describe", "alias/orders"], 1);
+    assert!(err.starts_with("error: Forbidden.AliasNotFound: "), "{err}");
+    let err = fails(d, &["key", "describe", "not a key ref!"], 1);
+    assert!(err.starts_with("error: InvalidParameter"), "{err}");
+}
+
+#[test]
+fn encrypt_decrypt_and_data_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let id = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    let ctx = r#"{"order":"42"}"#;
+    let out = kmskit(d)
+        .args(["encrypt", "--key", &id, "--context", ctx])
+        .write_stdin("Hello KMS")
+        .assert()
+        .success();
+    let blob = out.get_output().stdout.clone();
+    let out = kmskit(d)
+        .args(["decrypt", "--context", ctx])
+        .write_stdin(blob.clone())
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"Hello KMS");
+    // The wrong context is refused; so is a flipped blob.
+    let err = String::from_utf8_lossy(
+        &kmskit(d)
+            .args(["decrypt", "--context", r#"{"order":"43"}"#])
+            .write_stdin(blob.clone())
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.starts_with("error: InvalidParameter"), "{err}");
+    // Files in and out, raw blobs.
+    let pt = t.path().join("pt");
+    let ct = t.path().join("ct");
+    let back = t.path().join("back");
+    std::fs::write(&pt, vec![7u8; 6144]).unwrap();
+    kmskit(d)
+        .args(["encrypt", "--key", &id, "--raw", "--in"])
+        .arg(&pt)
+        .arg("--out")
+        .arg(&ct)
+        .assert()
+        .success();
+    kmskit(d)
+        .args(["decrypt", "--raw", "--in"])
+        .arg(&ct)
+        .arg("--out")
+        .arg(&back)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&back).unwrap(), vec![7u8; 6144]);
+    // One byte over the 6 KiB limit.
+    std::fs::write(&pt, vec![7u8; 6145]).unwrap();
+    let err = String::from_utf8_lossy(
+        &kmskit(d)
+            .args(["encrypt", "--key", &id, "--in"])
+            .arg(&pt)
+            .assert()
+            .code(1)
+            .get_output()
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.starts_with("error: InvalidParameter"), "{err}");
+
+    // A data key: its blob decrypts to the Base64 of the plaintext (the model service's convention).
+    let dk = json(d, &["data-key", "generate", "--key", &id, "--context", ctx]);
+    let plain = dk["Plaintext"].as_str().unwrap();
+    let out = kmskit(d)
+        .args(["decrypt", "--context", ctx])
+        .write_stdin(dk["CiphertextBlob"].as_str().unwrap())
+        .assert()
+        .success();
+    assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), plain);
+    let dk = json(
+        d,
+        &[
+            "data-key",
+            "generate",
+            "--key",
+            &id,
+            "--number-of-bytes",
+            "16",
+            "--without-plaintext",
+        ],
+    );
+    assert!(dk.get("Plaintext").is_none());
+    assert!(dk["CiphertextBlob"].as_str().is_some());
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+#[test]
+fn file_encrypt_100_mib_round_trips_and_tampering_leaves_no_output() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let id = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    json(d, &["alias", "create", "alias/files", &id]);
+    let input = t.path().join("big.bin");
+    let enc = t.path().join("big.bin.kms");
+    let out = t.path().join("big.out");
+    let data = pseudo_random(100 << 20);
+    std::fs::write(&input, &data).unwrap();
+    let r = json(
+        d,
+        &[
+            "file",
+            "encrypt",
+            "--key",
+            "alias/files",
+            input.to_str().unwrap(),
+            enc.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r["Bytes"], 100u64 << 20);
+    // Decrypt in a later process: the key comes from the header.
+    kmskit(d)
+        .args(["file", "decrypt"])
+        .arg(&enc)
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(std::fs::read(&out).unwrap() == data, "decrypted file differs");
+    std::fs::remove_file(&out).unwrap();
+
+    // Rewrap moves the data key to another key; the body is untouched and still decrypts.
+    let other = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    let before = std::fs::read(&enc).unwrap();
+    json(d, &["file", "rewrap", enc.to_str().unwrap(), "--key", &other]);
+    let after = std::fs::read(&enc).unwrap();
+    assert_eq!(before.len(), after.len());
+    assert_ne!(before, after);
+    json(d, &["key", "disable", &id]);
+    kmskit(d)
+        .args(["file", "decrypt"])
+        .arg(&enc)
+        .arg(&out)
+        .assert()
+        .success();
+    std::fs::remove_file(&out).unwrap();
+
+    // One flipped byte in the body: non-zero exit, no output file, no temporary left behind.
+    let mut bad = after;
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    std::fs::write(&enc, &bad).unwrap();
+    let err = fails(
+        d,
+        &["file", "decrypt", enc.to_str().unwrap(), out.to_str().unwrap()],
+        1,
+    );
+    assert!(err.starts_with("error: Stream.ChunkAuthFailed"), "{err}");
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("kmskit-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Encrypting under a missing key also leaves nothing.
+    let enc2 = t.path().join("never.kms");
+    let err = fails(
+        d,
+        &[
+            "file",
+            "encrypt",
+            "--key",
+            "alias/missing",
+            input.to_str().unwrap(),
+            enc2.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.starts_with("error: Forbidden.AliasNotFound"), "{err}");
+    assert!(!enc2.exists());
+}
+
+#[test]
+fn root_key_sources_and_failures() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("data");
+    let ks = t.path().join("ks");
+    let key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="; // Base64 of 32 × 'A'
+    let create = |env_key: &str| {
+        let mut c = kmskit(&d);
+        c.env("KMSKIT_ROOT_KEY", env_key).arg("--keystore").arg(&ks);
+        c
+    };
+    create(key)
+        .args(["key", "create", "-o", "json"])
+        .assert()
+        .success();
+    // The environment key was used: no root.key was generated.
+    assert!(!d.join("root.key").exists());
+    // A wrong root key is an access error with its code.
+    let other = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+    let out = create(other).args(["key", "list"]).assert().code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.starts_with("error: Forbidden.NoPermission: "), "{err}");
+    // The same key from a file works.
+    let f = t.path().join("k");
+    std::fs::write(&f, key).unwrap();
+    kmskit(&d)
+        .arg("--keystore")
+        .arg(&ks)
+        .arg("--root-key-file")
+        .arg(&f)
+        .args(["key", "list", "-o", "json"])
+        .assert()
+        .success();
+    // An existing keystore, no key anywhere, no terminal: a clear error, not a new key.
+    let out = kmskit(&d)
+        .arg("--keystore")
+        .arg(&ks)
+        .args(["key", "list"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.starts_with("error: Cli.NoRootKey: "), "{err}");
+    assert!(!d.join("root.key").exists());
+    // Usage errors exit 2.
+    kmskit(&d).args(["key", "frobnicate"]).assert().code(2);
+}
