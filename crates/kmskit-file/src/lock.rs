@@ -37,7 +37,7 @@ impl LockFile {
                     e,
                 )
             })?;
-        match fs4::FileExt::try_lock(&file) {
+        match try_lock_patiently(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -69,6 +69,28 @@ impl LockFile {
             file.write_all(info.as_bytes())
         });
         Ok(Self { file })
+    }
+}
+
+/// How long [`LockFile::acquire`] keeps trying before it reports the lock as held.
+const PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `try_lock`, retried for up to [`PATIENCE`] while the lock is held.
+///
+/// A `flock` belongs to the open file description, and a child process forked by *any* thread of
+/// this process shares our descriptions until it `exec`s. So a keystore closed and reopened while
+/// another thread spawns a process can find its own, just-released lock still held for the instant
+/// between that fork and exec. Waiting a little turns that race into a short delay; a lock really
+/// held by another writer is still reported, after the wait.
+fn try_lock_patiently(file: &File) -> std::result::Result<(), fs4::TryLockError> {
+    let start = std::time::Instant::now();
+    loop {
+        match fs4::FileExt::try_lock(file) {
+            Err(fs4::TryLockError::WouldBlock) if start.elapsed() < PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -858,3 +858,32 @@ fn debug_output_never_shows_secrets() {
     assert!(!p.contains("horse"), "{p}");
     let _ = k;
 }
+
+#[test]
+fn reopening_while_another_thread_spawns_processes_is_never_locked_out() {
+    // A forked child shares our open file descriptions (and so our flock) until it execs; a keystore
+    // closed and reopened meanwhile must not report its own released lock as held by someone else.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t = tmp();
+    let d = t.path().join("ks");
+    drop(open(&d));
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let _ = Command::new("true").status();
+            }
+        })
+    };
+    for i in 0..200 {
+        let kms = FileKms::open_dir(&d, &root()).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+        drop(kms);
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().unwrap();
+}
