@@ -1,0 +1,303 @@
+//! The envelope byte format (version 1) and its key schedule. See `docs/envelope-format.md`.
+//!
+//! ```text
+//! offset   size  field
+//! 0        4     magic "KMSE"
+//! 4        1     format version = 0x01
+//! 5        1     algorithm id (1 = AES-256-GCM, 2 = ChaCha20-Poly1305)
+//! 6        2     wrapped-key length w (u16, big endian), 1..=65535
+//! 8        w     wrapped data key (the provider's GenerateDataKey ciphertext blob)
+//! 8+w      32    key commitment
+//! 40+w     12    nonce
+//! 52+w     ≥16   ciphertext ‖ tag
+//! ```
+//!
+//! Key schedule, with `DK` the data key (16 to 1024 bytes) and `a` the algorithm id byte:
+//!
+//! ```text
+//! PRK        = HKDF-Extract(salt = "kmskit-envelope-v1", IKM = DK)           (SHA-256)
+//! key        = HKDF-Expand(PRK, "kmskit-envelope-v1 key" ‖ a, 32)
+//! commitment = HKDF-Expand(PRK, "kmskit-envelope-v1 commitment" ‖ a, 32)
+//! AAD        = header (bytes 0 .. 52+w) ‖ canonical(encryption context)
+//! ```
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::context::EncryptionContext;
+use crate::crypto::{AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+
+/// The envelope magic.
+pub const MAGIC: &[u8; 4] = b"KMSE";
+/// The envelope format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Length of the key commitment.
+pub const COMMITMENT_LEN: usize = 32;
+/// The longest wrapped data key an envelope carries.
+pub const MAX_WRAPPED_KEY_LEN: usize = u16::MAX as usize;
+/// The most plaintext one envelope holds (the AES-GCM limit for one nonce, 2^36 − 32 bytes).
+pub const MAX_PLAINTEXT_LEN: u64 = (1 << 36) - 32;
+/// The shortest and longest data keys accepted.
+pub const DATA_KEY_LEN_RANGE: std::ops::RangeInclusive<usize> = 16..=1024;
+
+const SALT: &[u8] = b"kmskit-envelope-v1";
+const INFO_KEY: &[u8] = b"kmskit-envelope-v1 key";
+const INFO_COMMIT: &[u8] = b"kmskit-envelope-v1 commitment";
+/// Bytes of the header before the wrapped key.
+const FIXED_PREFIX: usize = 8;
+
+fn bad(reason: &str) -> Error {
+    Error::invalid("Envelope", reason.to_owned())
+}
+
+/// An envelope's header fields and body, borrowing the bytes. Parsing checks every length and never
+/// panics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEnvelope<'a> {
+    /// The AEAD algorithm.
+    pub algorithm: Algorithm,
+    /// The wrapped data key.
+    pub wrapped_key: &'a [u8],
+    /// The key commitment.
+    pub commitment: &'a [u8; COMMITMENT_LEN],
+    /// The nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// The whole header (authenticated as the AAD prefix).
+    pub header: &'a [u8],
+    /// Ciphertext ‖ tag.
+    pub sealed: &'a [u8],
+}
+
+impl<'a> ParsedEnvelope<'a> {
+    /// Parses an envelope.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (`Envelope`) for a wrong magic, an unknown version or algorithm, a zero
+    /// wrapped-key length, or bytes too short for the header and a tag.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let fixed = bytes
+            .get(..FIXED_PREFIX)
+            .ok_or_else(|| bad("too short for a header"))?;
+        if &fixed[..4] != MAGIC {
+            return Err(bad("not a kmskit envelope (bad magic)"));
+        }
+        if fixed[4] != FORMAT_VERSION {
+            return Err(bad("unsupported envelope format version"));
+        }
+        let algorithm = Algorithm::from_id(fixed[5]).map_err(|_| bad("unknown algorithm id"))?;
+        let w = usize::from(u16::from_be_bytes([fixed[6], fixed[7]]));
+        if w == 0 {
+            return Err(bad("empty wrapped key"));
+        }
+        let header_len = FIXED_PREFIX + w + COMMITMENT_LEN + NONCE_LEN;
+        let header = bytes.get(..header_len).ok_or_else(|| bad("truncated header"))?;
+        let sealed = &bytes[header_len..];
+        if sealed.len() < TAG_LEN {
+            return Err(bad("truncated body (shorter than a tag)"));
+        }
+        let wrapped_key = &header[FIXED_PREFIX..FIXED_PREFIX + w];
+        let commitment: &[u8; COMMITMENT_LEN] = header[FIXED_PREFIX + w..FIXED_PREFIX + w + COMMITMENT_LEN]
+            .try_into()
+            .map_err(|_| bad("truncated header"))?;
+        let nonce: [u8; NONCE_LEN] = header[header_len - NONCE_LEN..]
+            .try_into()
+            .map_err(|_| bad("truncated header"))?;
+        Ok(Self {
+            algorithm,
+            wrapped_key,
+            commitment,
+            nonce,
+            header,
+            sealed,
+        })
+    }
+
+    /// The plaintext length this envelope decrypts to.
+    pub fn plaintext_len(&self) -> usize {
+        self.sealed.len() - TAG_LEN
+    }
+}
+
+/// The keys derived from one data key: the expanded AEAD key and the commitment. Zeroized on drop (the
+/// AEAD engines wipe their key schedules); `Debug` shows only the algorithm.
+pub(crate) struct EnvelopeKeys {
+    pub(crate) aead: Box<dyn AeadKey>,
+    pub(crate) commitment: [u8; COMMITMENT_LEN],
+}
+
+impl std::fmt::Debug for EnvelopeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvelopeKeys")
+            .field("algorithm", &self.aead.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvelopeKeys {
+    /// Derives the AEAD key and commitment from `data_key`.
+    pub(crate) fn derive(engine: &dyn AeadEngine, alg: Algorithm, data_key: &[u8]) -> Result<Self> {
+        if !DATA_KEY_LEN_RANGE.contains(&data_key.len()) {
+            return Err(Error::invalid(
+                "DataKey",
+                format!(
+                    "{} bytes; an envelope needs a data key of 16 to 1024 bytes",
+                    data_key.len()
+                ),
+            ));
+        }
+        let hk = Hkdf::<Sha256>::new(Some(SALT), data_key);
+        let a = [alg.id()];
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        hk.expand_multi_info(&[INFO_KEY, &a], &mut key[..])
+            .map_err(|_| Error::Internal("HKDF output length".into()))?;
+        hk.expand_multi_info(&[INFO_COMMIT, &a], &mut commitment)
+            .map_err(|_| Error::Internal("HKDF output length".into()))?;
+        Ok(Self {
+            aead: engine.new_key(alg, &key[..])?,
+            commitment,
+        })
+    }
+
+    /// Whether `c` is this key's commitment (constant time).
+    pub(crate) fn commits_to(&self, c: &[u8; COMMITMENT_LEN]) -> bool {
+        self.commitment.ct_eq(c).into()
+    }
+}
+
+/// Writes the header up to (not including) the nonce: magic, version, algorithm, wrapped key,
+/// commitment.
+pub(crate) fn write_header_prefix(
+    out: &mut Vec<u8>,
+    alg: Algorithm,
+    wrapped_key: &[u8],
+    commitment: &[u8; COMMITMENT_LEN],
+) -> Result<()> {
+    let w = u16::try_from(wrapped_key.len())
+        .ok()
+        .filter(|w| *w > 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "CiphertextBlob",
+                format!(
+                    "a wrapped key of {} bytes does not fit an envelope (1 to 65535)",
+                    wrapped_key.len()
+                ),
+            )
+        })?;
+    out.reserve(FIXED_PREFIX + wrapped_key.len() + COMMITMENT_LEN);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(alg.id());
+    out.extend_from_slice(&w.to_be_bytes());
+    out.extend_from_slice(wrapped_key);
+    out.extend_from_slice(commitment);
+    Ok(())
+}
+
+thread_local! {
+    /// Scratch space for the AAD (header ‖ context), reused so a seal or open allocates nothing for it.
+    static AAD: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with `header ‖ ctx_canonical` as one slice (in a per-thread scratch buffer).
+fn with_aad<R>(header: &[u8], ctx_canonical: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = AAD.try_with(std::cell::Cell::take).unwrap_or_default();
+    buf.clear();
+    buf.extend_from_slice(header);
+    buf.extend_from_slice(ctx_canonical);
+    let r = f(&buf);
+    let _ = AAD.try_with(|c| c.set(buf));
+    r
+}
+
+/// Appends one envelope to `out`: `header_prefix` (from [`write_header_prefix`]), the nonce, then the
+/// sealed plaintext.
+pub(crate) fn seal_append(
+    keys: &EnvelopeKeys,
+    header_prefix: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+    ctx_canonical: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if plaintext.len() as u64 > MAX_PLAINTEXT_LEN {
+        return Err(Error::invalid(
+            "Plaintext",
+            format!("more than {MAX_PLAINTEXT_LEN} bytes in one envelope"),
+        ));
+    }
+    let start = out.len();
+    out.reserve(header_prefix.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(header_prefix);
+    out.extend_from_slice(nonce);
+    let header_end = out.len();
+    out.resize(header_end + plaintext.len() + TAG_LEN, 0);
+    let (head, body) = out.split_at_mut(header_end);
+    let r = with_aad(&head[start..], ctx_canonical, |aad| {
+        keys.aead.seal_to(nonce, aad, plaintext, body)
+    });
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+/// Checks the commitment and opens `env` with `keys`.
+pub(crate) fn open_parsed(
+    keys: &EnvelopeKeys,
+    env: &ParsedEnvelope<'_>,
+    ctx_canonical: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    if keys.aead.algorithm() != env.algorithm || !keys.commits_to(env.commitment) {
+        return Err(Error::DecryptFailed);
+    }
+    let mut out = Zeroizing::new(vec![0u8; env.plaintext_len()]);
+    with_aad(env.header, ctx_canonical, |aad| {
+        keys.aead.open_to(&env.nonce, aad, env.sealed, &mut out)
+    })?;
+    Ok(out)
+}
+
+/// Opens an envelope with a data key already in hand (no provider call): parse, derive, check the
+/// commitment, authenticate and decrypt. The fuzz target and known-answer tests use it.
+///
+/// # Errors
+/// `InvalidParameter` (`Envelope`) for a malformed envelope; [`Error::DecryptFailed`] when the key does
+/// not commit to it or it does not authenticate under `ctx`.
+pub fn open_with_data_key(
+    engine: &dyn AeadEngine,
+    data_key: &crate::DataKey,
+    envelope: &[u8],
+    ctx: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let env = ParsedEnvelope::parse(envelope)?;
+    let keys = EnvelopeKeys::derive(engine, env.algorithm, data_key.expose_secret())?;
+    open_parsed(&keys, &env, &ctx.canonical())
+}
+
+/// Seals with a caller-chosen data key, wrapped key and nonce: the known-answer vectors are made with
+/// it. **Never reuse a nonce under one data key.**
+///
+/// # Errors
+/// `InvalidParameter` for a data key or wrapped key of a bad length, or an oversized plaintext.
+#[doc(hidden)]
+pub fn seal_with_data_key_and_nonce(
+    engine: &dyn AeadEngine,
+    alg: Algorithm,
+    data_key: &crate::DataKey,
+    wrapped_key: &[u8],
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+    ctx: &EncryptionContext,
+) -> Result<Vec<u8>> {
+    let keys = EnvelopeKeys::derive(engine, alg, data_key.expose_secret())?;
+    let mut prefix = Vec::new();
+    write_header_prefix(&mut prefix, alg, wrapped_key, &keys.commitment)?;
+    let mut out = Vec::new();
+    seal_append(&keys, &prefix, nonce, plaintext, &ctx.canonical(), &mut out)?;
+    Ok(out)
+}
