@@ -33,6 +33,10 @@
 //! - `stream`: [`kmskit-stream`](https://docs.rs/kmskit-stream) as `kmskit::stream`.
 //! - `file`: [`kmskit-file`](https://docs.rs/kmskit-file), the durable keystore directory: `FileKms`,
 //!   `FileStore`, `RootKey`.
+//! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
+//!
+//! Envelope encryption with a data-key cache is in [`envelope`]; key rotation (CreateKeyVersion,
+//! rotation policies, version floors, ReEncrypt to the primary) in [`rotate`].
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
