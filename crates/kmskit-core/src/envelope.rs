@@ -107,23 +107,21 @@ pub trait Envelope: Send + Sync + fmt::Debug {
     ) -> Result<Zeroizing<Vec<u8>>>;
 }
 
-/// A cached seal-side data key: its derived keys, the header up to the nonce, the canonical context,
-/// and a random nonce prefix (nonces are that prefix and the message index, unique per data key).
+/// A cached seal-side data key: its derived keys, the precomputed AAD (header up to the nonce, then
+/// the canonical context) and a random nonce prefix. Nonces are that prefix and the message index,
+/// which the cache hands out under its lock, so they are unique per data key.
 pub(crate) struct EncryptEntry {
     keys: EnvelopeKeys,
-    header_prefix: Vec<u8>,
-    ctx_canonical: Vec<u8>,
+    aad: Vec<u8>,
+    prefix_len: usize,
     nonce_prefix: [u8; 4],
-    /// Messages sealed with this entry so far (the nonce counter).
-    counter: std::sync::atomic::AtomicU64,
 }
 
 impl EncryptEntry {
-    fn next_nonce(&self) -> [u8; NONCE_LEN] {
-        let i = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn nonce(&self, index: u64) -> [u8; NONCE_LEN] {
         let mut n = [0u8; NONCE_LEN];
         n[..4].copy_from_slice(&self.nonce_prefix);
-        n[4..].copy_from_slice(&i.to_be_bytes());
+        n[4..].copy_from_slice(&index.to_be_bytes());
         n
     }
 }
@@ -245,16 +243,8 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
             len: plaintext.len() as u64,
         };
         if let Some(cache) = &self.cache {
-            if let Some(e) = cache.get_encrypt(&u) {
-                let nonce = e.next_nonce();
-                return format::seal_append(
-                    &e.keys,
-                    &e.header_prefix,
-                    &nonce,
-                    plaintext,
-                    &e.ctx_canonical,
-                    out,
-                );
+            if let Some((e, index)) = cache.get_encrypt(&u) {
+                return format::seal_append(&e.keys, &e.aad, e.prefix_len, &e.nonce(index), plaintext, out);
             }
         }
         let dk = self
@@ -274,21 +264,20 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
         crate::rand::fill(&mut nonce_prefix);
         let entry = Arc::new(EncryptEntry {
             keys,
-            header_prefix,
-            ctx_canonical: ctx.canonical(),
+            aad: format::aad(&header_prefix, &ctx.canonical()),
+            prefix_len: header_prefix.len(),
             nonce_prefix,
-            counter: std::sync::atomic::AtomicU64::new(0),
         });
-        let nonce = entry.next_nonce();
+        // This message is the entry's first (index 0); the cache hands out 1, 2, … to later ones.
         if let Some(cache) = &self.cache {
             cache.put_encrypt(&u, entry.clone());
         }
         format::seal_append(
             &entry.keys,
-            &entry.header_prefix,
-            &nonce,
+            &entry.aad,
+            entry.prefix_len,
+            &entry.nonce(0),
             plaintext,
-            &entry.ctx_canonical,
             out,
         )
     }

@@ -3,14 +3,12 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::clock::Clock;
 use crate::context::EncryptionContext;
 use crate::crypto::Algorithm;
 use crate::id::KeyRef;
@@ -120,14 +118,78 @@ struct Slot<Sc, V> {
     alg: Algorithm,
     ctx: EncryptionContext,
     value: Arc<V>,
-    created: Timestamp,
+    /// When the entry was made, in the cache's seconds.
+    created: u64,
     messages: u64,
     bytes: u64,
     last_used: u64,
 }
 
+/// A seeded multiply–rotate hash (FxHash-like): partition keys are hashed once per seal, so SipHash
+/// would be a visible part of a cached seal. Collisions only cost a scan of one bucket, which holds at
+/// most `max_entries` slots, so the weaker hash cannot be turned into unbounded work.
+#[derive(Clone, Copy)]
+struct FastHasher(u64);
+
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl FastHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_K);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // A final avalanche so the low bits (the table index) depend on every input bit.
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x
+    }
+}
+
+/// Hashes an already mixed `u64` as itself (the table's keys are [`FastHasher`] outputs).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 struct Table<Sc, V> {
-    buckets: HashMap<u64, Vec<Slot<Sc, V>>>,
+    buckets: HashMap<u64, Vec<Slot<Sc, V>>, BuildHasherDefault<IdHasher>>,
     len: usize,
     tick: u64,
 }
@@ -135,7 +197,7 @@ struct Table<Sc, V> {
 impl<Sc, V> Default for Table<Sc, V> {
     fn default() -> Self {
         Self {
-            buckets: HashMap::new(),
+            buckets: HashMap::default(),
             len: 0,
             tick: 0,
         }
@@ -154,6 +216,7 @@ pub(crate) struct Use<'a, Q: ?Sized> {
 struct Inner {
     enc: Table<KeyRef, EncryptEntry>,
     dec: Table<Vec<u8>, DecryptEntry>,
+    stats: CacheStats,
 }
 
 /// A cache of data keys for [`EnvelopeEncryptor`](super::EnvelopeEncryptor): on the seal side, data keys
@@ -171,14 +234,11 @@ struct Inner {
 /// effect for cached entries when they expire.
 pub struct DataKeyCache {
     limits: CacheLimits,
-    clock: Arc<dyn Clock>,
-    hasher: RandomState,
+    /// The injected clock; `None`: the monotonic clock, counted from `base`.
+    clock: Option<Arc<dyn Clock>>,
+    base: Instant,
+    seed: u64,
     inner: Mutex<Inner>,
-    encrypt_hits: AtomicU64,
-    encrypt_misses: AtomicU64,
-    decrypt_hits: AtomicU64,
-    decrypt_misses: AtomicU64,
-    evictions: AtomicU64,
 }
 
 impl fmt::Debug for DataKeyCache {
@@ -191,29 +251,41 @@ impl fmt::Debug for DataKeyCache {
 }
 
 impl DataKeyCache {
-    /// A cache with `limits` on the system clock.
+    /// A cache with `limits`, measuring ages on the monotonic clock (wall-clock changes do not move
+    /// them).
     pub fn new(limits: CacheLimits) -> Self {
-        Self::with_clock(limits, Arc::new(SystemClock))
+        Self::build(limits, None)
     }
 
     /// A cache with `limits` reading time from `clock` (tests pass a [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(limits: CacheLimits, clock: Arc<dyn Clock>) -> Self {
+        Self::build(limits, Some(clock))
+    }
+
+    fn build(limits: CacheLimits, clock: Option<Arc<dyn Clock>>) -> Self {
+        let mut seed = [0u8; 8];
+        crate::rand::fill(&mut seed);
         Self {
             limits: CacheLimits {
                 max_messages: limits.max_messages.min(MAX_MESSAGES_PER_KEY),
                 ..limits
             },
             clock,
-            hasher: RandomState::new(),
+            base: Instant::now(),
+            seed: u64::from_le_bytes(seed),
             inner: Mutex::new(Inner {
                 enc: Table::default(),
                 dec: Table::default(),
+                stats: CacheStats::default(),
             }),
-            encrypt_hits: AtomicU64::new(0),
-            encrypt_misses: AtomicU64::new(0),
-            decrypt_hits: AtomicU64::new(0),
-            decrypt_misses: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Now, in whole seconds of this cache's clock.
+    fn now(&self) -> u64 {
+        match &self.clock {
+            Some(c) => c.now().unix(),
+            None => self.base.elapsed().as_secs(),
         }
     }
 
@@ -224,17 +296,10 @@ impl DataKeyCache {
 
     /// The counters so far.
     pub fn stats(&self) -> CacheStats {
-        let entries = {
-            let g = self.lock();
-            (g.enc.len + g.dec.len) as u64
-        };
+        let g = self.lock();
         CacheStats {
-            encrypt_hits: self.encrypt_hits.load(Ordering::Relaxed),
-            encrypt_misses: self.encrypt_misses.load(Ordering::Relaxed),
-            decrypt_hits: self.decrypt_hits.load(Ordering::Relaxed),
-            decrypt_misses: self.decrypt_misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
-            entries,
+            entries: (g.enc.len + g.dec.len) as u64,
+            ..g.stats
         }
     }
 
@@ -244,8 +309,7 @@ impl DataKeyCache {
         let n = (g.enc.len + g.dec.len) as u64;
         g.enc = Table::default();
         g.dec = Table::default();
-        drop(g);
-        self.evictions.fetch_add(n, Ordering::Relaxed);
+        g.stats.evictions += n;
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -261,7 +325,7 @@ impl DataKeyCache {
     }
 
     fn hash<Q: Hash + ?Sized>(&self, u: &Use<'_, Q>) -> u64 {
-        let mut h = self.hasher.build_hasher();
+        let mut h = FastHasher(self.seed);
         u.principal.hash(&mut h);
         u.scope.hash(&mut h);
         u.alg.hash(&mut h);
@@ -269,7 +333,14 @@ impl DataKeyCache {
         h.finish()
     }
 
-    fn get<Sc, Q, V>(&self, table: &mut Table<Sc, V>, u: &Use<'_, Q>, now: Timestamp) -> Option<Arc<V>>
+    /// Finds and uses an entry: returns it with the message index this use gets (0 for the first).
+    fn get<Sc, Q, V>(
+        &self,
+        table: &mut Table<Sc, V>,
+        evictions: &mut u64,
+        u: &Use<'_, Q>,
+        now: u64,
+    ) -> Option<(Arc<V>, u64)>
     where
         Sc: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -280,7 +351,7 @@ impl DataKeyCache {
             s.alg == u.alg && s.principal == u.principal && s.scope.borrow() == u.scope && &s.ctx == u.ctx
         })?;
         let s = &mut bucket[i];
-        let expired = now.unix() >= s.created.unix().saturating_add(self.limits.max_age.as_secs());
+        let expired = now >= s.created.saturating_add(self.limits.max_age.as_secs());
         let fits = s.messages < self.limits.max_messages
             && s.bytes
                 .checked_add(u.len)
@@ -292,23 +363,25 @@ impl DataKeyCache {
                 table.buckets.remove(&h);
             }
             table.len -= 1;
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            *evictions += 1;
             return None;
         }
         table.tick += 1;
+        let index = s.messages;
         s.messages += 1;
         s.bytes += u.len;
         s.last_used = table.tick;
-        Some(s.value.clone())
+        Some((s.value.clone(), index))
     }
 
     fn put<Sc, Q, V>(
         &self,
         table: &mut Table<Sc, V>,
+        evictions: &mut u64,
         u: &Use<'_, Q>,
         scope: Sc,
         value: Arc<V>,
-        now: Timestamp,
+        now: u64,
     ) where
         Sc: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -342,7 +415,7 @@ impl DataKeyCache {
                 }
             }
             table.len -= 1;
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            *evictions += 1;
         }
         table.tick += 1;
         let slot = Slot {
@@ -360,53 +433,66 @@ impl DataKeyCache {
         table.len += 1;
     }
 
-    /// A cached data key for sealing a message of `u.len` bytes, counting the use; `None` is a miss.
-    pub(crate) fn get_encrypt(&self, u: &Use<'_, KeyRef>) -> Option<Arc<EncryptEntry>> {
-        let hit = if self.cacheable(u.len) {
-            let now = self.clock.now();
-            let mut g = self.lock();
-            self.get(&mut g.enc, u, now)
+    /// A cached data key for sealing a message of `u.len` bytes, with the message index (the nonce
+    /// counter) this use gets, counting the use; `None` is a miss.
+    pub(crate) fn get_encrypt(&self, u: &Use<'_, KeyRef>) -> Option<(Arc<EncryptEntry>, u64)> {
+        let cacheable = self.cacheable(u.len);
+        let now = if cacheable { self.now() } else { 0 };
+        let mut g = self.lock();
+        let g = &mut *g;
+        let hit = if cacheable {
+            self.get(&mut g.enc, &mut g.stats.evictions, u, now)
         } else {
             None
         };
-        let counter = if hit.is_some() {
-            &self.encrypt_hits
+        if hit.is_some() {
+            g.stats.encrypt_hits += 1;
         } else {
-            &self.encrypt_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            g.stats.encrypt_misses += 1;
+        }
         hit
     }
 
-    /// Caches a fresh data key after a miss; the message that made it counts as its first use.
+    /// Caches a fresh data key after a miss; the message that made it counts as its first use (index 0).
     pub(crate) fn put_encrypt(&self, u: &Use<'_, KeyRef>, value: Arc<EncryptEntry>) {
-        let now = self.clock.now();
+        let now = self.now();
         let mut g = self.lock();
-        self.put(&mut g.enc, u, u.scope.clone(), value, now);
+        let g = &mut *g;
+        self.put(&mut g.enc, &mut g.stats.evictions, u, u.scope.clone(), value, now);
     }
 
     /// A cached unwrapped key for opening a message of `u.len` bytes; `None` is a miss.
     pub(crate) fn get_decrypt(&self, u: &Use<'_, [u8]>) -> Option<Arc<DecryptEntry>> {
-        let hit = if self.cacheable(u.len) {
-            let now = self.clock.now();
-            let mut g = self.lock();
-            self.get(&mut g.dec, u, now)
+        let cacheable = self.cacheable(u.len);
+        let now = if cacheable { self.now() } else { 0 };
+        let mut g = self.lock();
+        let g = &mut *g;
+        let hit = if cacheable {
+            self.get(&mut g.dec, &mut g.stats.evictions, u, now)
+                .map(|(v, _)| v)
         } else {
             None
         };
-        let counter = if hit.is_some() {
-            &self.decrypt_hits
+        if hit.is_some() {
+            g.stats.decrypt_hits += 1;
         } else {
-            &self.decrypt_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            g.stats.decrypt_misses += 1;
+        }
         hit
     }
 
     /// Caches an unwrapped key after a miss.
     pub(crate) fn put_decrypt(&self, u: &Use<'_, [u8]>, value: Arc<DecryptEntry>) {
-        let now = self.clock.now();
+        let now = self.now();
         let mut g = self.lock();
-        self.put(&mut g.dec, u, u.scope.to_vec(), value, now);
+        let g = &mut *g;
+        self.put(
+            &mut g.dec,
+            &mut g.stats.evictions,
+            u,
+            u.scope.to_vec(),
+            value,
+            now,
+        );
     }
 }

@@ -18,7 +18,7 @@
 //! PRK        = HKDF-Extract(salt = "kmskit-envelope-v1", IKM = DK)           (SHA-256)
 //! key        = HKDF-Expand(PRK, "kmskit-envelope-v1 key" ‖ a, 32)
 //! commitment = HKDF-Expand(PRK, "kmskit-envelope-v1 commitment" ‖ a, 32)
-//! AAD        = header (bytes 0 .. 52+w) ‖ canonical(encryption context)
+//! AAD        = header without the nonce (bytes 0 .. 40+w) ‖ canonical(encryption context)
 //! ```
 
 use hkdf::Hkdf;
@@ -65,7 +65,7 @@ pub struct ParsedEnvelope<'a> {
     pub commitment: &'a [u8; COMMITMENT_LEN],
     /// The nonce.
     pub nonce: [u8; NONCE_LEN],
-    /// The whole header (authenticated as the AAD prefix).
+    /// The whole header (all but its nonce is the AAD prefix; the nonce is authenticated by the AEAD).
     pub header: &'a [u8],
     /// Ciphertext ‖ tag.
     pub sealed: &'a [u8],
@@ -214,14 +214,23 @@ fn with_aad<R>(header: &[u8], ctx_canonical: &[u8], f: impl FnOnce(&[u8]) -> R) 
     r
 }
 
-/// Appends one envelope to `out`: `header_prefix` (from [`write_header_prefix`]), the nonce, then the
-/// sealed plaintext.
+/// The AAD of an envelope: the header without its nonce, then the canonical context. (The nonce is
+/// authenticated by the AEAD itself; leaving it out lets a cached data key keep one precomputed AAD.)
+pub(crate) fn aad(header_prefix: &[u8], ctx_canonical: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(header_prefix.len() + ctx_canonical.len());
+    v.extend_from_slice(header_prefix);
+    v.extend_from_slice(ctx_canonical);
+    v
+}
+
+/// Appends one envelope to `out`: the header prefix (the first `prefix_len` bytes of `aad`, from
+/// [`write_header_prefix`]), the nonce, then the sealed plaintext. `aad` is [`aad`]'s output.
 pub(crate) fn seal_append(
     keys: &EnvelopeKeys,
-    header_prefix: &[u8],
+    aad: &[u8],
+    prefix_len: usize,
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
-    ctx_canonical: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
     if plaintext.len() as u64 > MAX_PLAINTEXT_LEN {
@@ -230,16 +239,16 @@ pub(crate) fn seal_append(
             format!("more than {MAX_PLAINTEXT_LEN} bytes in one envelope"),
         ));
     }
+    let header_prefix = aad
+        .get(..prefix_len)
+        .ok_or_else(|| Error::Internal("envelope AAD".into()))?;
     let start = out.len();
-    out.reserve(header_prefix.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.reserve(prefix_len + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(header_prefix);
     out.extend_from_slice(nonce);
     let header_end = out.len();
     out.resize(header_end + plaintext.len() + TAG_LEN, 0);
-    let (head, body) = out.split_at_mut(header_end);
-    let r = with_aad(&head[start..], ctx_canonical, |aad| {
-        keys.aead.seal_to(nonce, aad, plaintext, body)
-    });
+    let r = keys.aead.seal_to(nonce, aad, plaintext, &mut out[header_end..]);
     if r.is_err() {
         out.truncate(start);
     }
@@ -256,7 +265,8 @@ pub(crate) fn open_parsed(
         return Err(Error::DecryptFailed);
     }
     let mut out = Zeroizing::new(vec![0u8; env.plaintext_len()]);
-    with_aad(env.header, ctx_canonical, |aad| {
+    let prefix = &env.header[..env.header.len() - NONCE_LEN];
+    with_aad(prefix, ctx_canonical, |aad| {
         keys.aead.open_to(&env.nonce, aad, env.sealed, &mut out)
     })?;
     Ok(out)
@@ -298,6 +308,88 @@ pub fn seal_with_data_key_and_nonce(
     let mut prefix = Vec::new();
     write_header_prefix(&mut prefix, alg, wrapped_key, &keys.commitment)?;
     let mut out = Vec::new();
-    seal_append(&keys, &prefix, nonce, plaintext, &ctx.canonical(), &mut out)?;
+    seal_append(
+        &keys,
+        &aad(&prefix, &ctx.canonical()),
+        prefix.len(),
+        nonce,
+        plaintext,
+        &mut out,
+    )?;
     Ok(out)
+}
+
+/// Not public API: the body of the `envelope_open` fuzz target, here so a crash replays as a unit test.
+///
+/// Arbitrary bytes are opened as an envelope under a fixed data key (with one of a few contexts chosen
+/// by the first byte): it must never panic, and must never succeed on bytes this function did not seal.
+/// Then the bytes are sealed as a plaintext, must open again, and must be refused with one bit flipped
+/// (a bit chosen by the input) or with another context.
+///
+/// # Panics
+/// On a finding: an accepted forgery or a failed round trip.
+#[doc(hidden)]
+pub fn fuzz_envelope_open(data: &[u8]) {
+    let engine = crate::crypto::default_engine();
+    let key = crate::DataKey::new(crate::SecretBytes::from_slice(&[0x42; 32]));
+    let sel = data.first().copied().unwrap_or(0);
+    let ctx = match sel % 3 {
+        0 => EncryptionContext::new(),
+        1 => EncryptionContext::from_pairs([("k", "v")]).unwrap_or_default(),
+        _ => EncryptionContext::from_pairs([("table", "users"), ("row", "7")]).unwrap_or_default(),
+    };
+    let body = data.get(1..).unwrap_or_default();
+    // A random envelope under a fixed key opens only if it was forged, which HKDF/AEAD make infeasible.
+    if let Ok(pt) = open_with_data_key(engine, &key, body, &ctx) {
+        panic!(
+            "fuzz: arbitrary bytes opened as an envelope ({} bytes of plaintext)",
+            pt.len()
+        );
+    }
+    let alg = if sel & 0x80 == 0 {
+        Algorithm::Aes256Gcm
+    } else {
+        Algorithm::ChaCha20Poly1305
+    };
+    let nonce = [sel; NONCE_LEN];
+    let wrapped = body
+        .get(..body.len().min(40))
+        .filter(|w| !w.is_empty())
+        .unwrap_or(b"w");
+    let Ok(env) = seal_with_data_key_and_nonce(engine, alg, &key, wrapped, &nonce, body, &ctx) else {
+        panic!("fuzz: sealing {} bytes failed", body.len());
+    };
+    match open_with_data_key(engine, &key, &env, &ctx) {
+        Ok(pt) if pt[..] == *body => {}
+        _ => panic!("fuzz: round trip failed"),
+    }
+    let bit = data
+        .iter()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(usize::from(*b)))
+        % (env.len() * 8);
+    let mut bad = env.clone();
+    bad[bit / 8] ^= 1 << (bit % 8);
+    if open_with_data_key(engine, &key, &bad, &ctx).is_ok() {
+        panic!("fuzz: bit {bit} flipped was accepted");
+    }
+    let other = EncryptionContext::from_pairs([("other", "context")]).unwrap_or_default();
+    if open_with_data_key(engine, &key, &env, &other).is_ok() {
+        panic!("fuzz: opened under another context");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fuzz_body_on_simple_inputs() {
+        for input in [
+            &b""[..],
+            b"\x00",
+            b"\x01KMSE\x01\x01\x00\x01",
+            b"\x82hello world",
+            &[0xFF; 300],
+        ] {
+            super::fuzz_envelope_open(input);
+        }
+    }
 }
