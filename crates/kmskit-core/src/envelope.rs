@@ -3,14 +3,14 @@
 //!
 //! Sealing asks the provider for a data key (GenerateDataKey), encrypts the bytes locally with an AEAD
 //! key derived from it, and writes one self-describing envelope: a versioned header carrying the wrapped
-//! data key and a **key commitment**, then the ciphertext. The header and the encryption context are the
-//! AEAD's associated data, so nothing in the envelope can be changed, and it opens only with the context
-//! it was sealed with. Opening asks the provider to unwrap the data key (Decrypt), checks the commitment,
+//! data key and a **key commitment**, then the ciphertext. The commitment, an HMAC under a key derived
+//! from the data key over the header and the encryption context, is the AEAD's associated data, so
+//! nothing in the envelope can be changed, and it opens only with the context it was sealed with. Opening asks the provider to unwrap the data key (Decrypt), checks the commitment,
 //! then authenticates and decrypts. Buffers of any size (up to 64 GiB) seal into one envelope; for
 //! streams use `kmskit-stream`.
 //!
-//! The commitment is an HKDF-SHA256 output of the data key, so one envelope can only ever be opened
-//! under one data key (no "invisible salamander" ciphertexts that decrypt to different plaintexts under
+//! Because the commitment is keyed by the data key, one envelope can only ever be opened under one data
+//! key (no "invisible salamander" ciphertexts that decrypt to different plaintexts under
 //! two keys). The exact layout, key schedule and test vectors are in `docs/envelope-format.md`.
 //!
 //! With a [`DataKeyCache`], one data key seals many envelopes within the limits you set, and unwrapped
@@ -107,13 +107,13 @@ pub trait Envelope: Send + Sync + fmt::Debug {
     ) -> Result<Zeroizing<Vec<u8>>>;
 }
 
-/// A cached seal-side data key: its derived keys, the precomputed AAD (header up to the nonce, then
-/// the canonical context) and a random nonce prefix. Nonces are that prefix and the message index,
-/// which the cache hands out under its lock, so they are unique per data key.
+/// A cached seal-side data key: its derived keys, the header up to the nonce (with the commitment,
+/// which covers the context, so one entry serves one context) and a random nonce prefix. Nonces are
+/// that prefix and the message index, which the cache hands out under its lock: unique per data key.
 pub(crate) struct EncryptEntry {
     keys: EnvelopeKeys,
-    aad: Vec<u8>,
-    prefix_len: usize,
+    header_prefix: Vec<u8>,
+    commitment: [u8; format::COMMITMENT_LEN],
     nonce_prefix: [u8; 4],
 }
 
@@ -124,11 +124,24 @@ impl EncryptEntry {
         n[4..].copy_from_slice(&index.to_be_bytes());
         n
     }
+
+    fn seal(&self, index: u64, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        format::seal_append(
+            &self.keys,
+            &self.header_prefix,
+            &self.commitment,
+            &self.nonce(index),
+            plaintext,
+            out,
+        )
+    }
 }
 
-/// A cached open-side key.
+/// A cached open-side key, with the commitment envelopes of its partition (wrapped key, algorithm,
+/// context) must carry.
 pub(crate) struct DecryptEntry {
     keys: EnvelopeKeys,
+    commitment: [u8; format::COMMITMENT_LEN],
 }
 
 /// Envelope encryption over a [`KeyProvider`], optionally with a [`DataKeyCache`].
@@ -244,7 +257,7 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
         };
         if let Some(cache) = &self.cache {
             if let Some((e, index)) = cache.get_encrypt(&u) {
-                return format::seal_append(&e.keys, &e.aad, e.prefix_len, &e.nonce(index), plaintext, out);
+                return e.seal(index, plaintext, out);
             }
         }
         let dk = self
@@ -253,33 +266,25 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
             .await?;
         let keys = EnvelopeKeys::derive(self.engine, self.algorithm, dk.plaintext.expose_secret())?;
         drop(dk.plaintext);
-        let mut header_prefix = Vec::new();
-        format::write_header_prefix(
-            &mut header_prefix,
+        let (header_prefix, commitment) = format::header_prefix(
+            &keys,
             self.algorithm,
             dk.ciphertext_blob.as_bytes(),
-            &keys.commitment,
+            &ctx.canonical(),
         )?;
         let mut nonce_prefix = [0u8; 4];
         crate::rand::fill(&mut nonce_prefix);
         let entry = Arc::new(EncryptEntry {
             keys,
-            aad: format::aad(&header_prefix, &ctx.canonical()),
-            prefix_len: header_prefix.len(),
+            header_prefix,
+            commitment,
             nonce_prefix,
         });
         // This message is the entry's first (index 0); the cache hands out 1, 2, … to later ones.
         if let Some(cache) = &self.cache {
             cache.put_encrypt(&u, entry.clone());
         }
-        format::seal_append(
-            &entry.keys,
-            &entry.aad,
-            entry.prefix_len,
-            &entry.nonce(0),
-            plaintext,
-            out,
-        )
+        entry.seal(0, plaintext, out)
     }
 
     /// Opens an envelope sealed with `ctx`.
@@ -300,10 +305,9 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
             ctx,
             len: env.plaintext_len() as u64,
         };
-        let canonical = ctx.canonical();
         if let Some(cache) = &self.cache {
             if let Some(e) = cache.get_decrypt(&u) {
-                return format::open_parsed(&e.keys, &env, &canonical);
+                return format::open_parsed(&e.keys, &env, &e.commitment);
             }
         }
         let blob = CiphertextBlob::from_bytes(env.wrapped_key.to_vec());
@@ -316,9 +320,10 @@ impl<P: KeyProvider + ?Sized> EnvelopeEncryptor<P> {
             })?;
         drop(dk);
         // Check before caching, so a forged envelope cannot plant anything.
-        let pt = format::open_parsed(&keys, &env, &canonical)?;
+        let commitment = format::expected_commitment(&keys, &env, &ctx.canonical());
+        let pt = format::open_parsed(&keys, &env, &commitment)?;
         if let Some(cache) = &self.cache {
-            cache.put_decrypt(&u, Arc::new(DecryptEntry { keys }));
+            cache.put_decrypt(&u, Arc::new(DecryptEntry { keys, commitment }));
         }
         Ok(pt)
     }

@@ -17,11 +17,13 @@
 //! ```text
 //! PRK        = HKDF-Extract(salt = "kmskit-envelope-v1", IKM = DK)           (SHA-256)
 //! key        = HKDF-Expand(PRK, "kmskit-envelope-v1 key" ‖ a, 32)
-//! commitment = HKDF-Expand(PRK, "kmskit-envelope-v1 commitment" ‖ a, 32)
-//! AAD        = header without the nonce (bytes 0 .. 40+w) ‖ canonical(encryption context)
+//! CK         = HKDF-Expand(PRK, "kmskit-envelope-v1 commitment key" ‖ a, 32)
+//! commitment = HMAC-SHA256(CK, header bytes 0 .. 8+w ‖ canonical(encryption context))
+//! body       = AEAD-Seal(key, nonce, AAD = commitment, plaintext)
 //! ```
 
 use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -45,7 +47,7 @@ pub const DATA_KEY_LEN_RANGE: std::ops::RangeInclusive<usize> = 16..=1024;
 
 const SALT: &[u8] = b"kmskit-envelope-v1";
 const INFO_KEY: &[u8] = b"kmskit-envelope-v1 key";
-const INFO_COMMIT: &[u8] = b"kmskit-envelope-v1 commitment";
+const INFO_COMMIT: &[u8] = b"kmskit-envelope-v1 commitment key";
 /// Bytes of the header before the wrapped key.
 const FIXED_PREFIX: usize = 8;
 
@@ -65,7 +67,7 @@ pub struct ParsedEnvelope<'a> {
     pub commitment: &'a [u8; COMMITMENT_LEN],
     /// The nonce.
     pub nonce: [u8; NONCE_LEN],
-    /// The whole header (all but its nonce is the AAD prefix; the nonce is authenticated by the AEAD).
+    /// The whole header.
     pub header: &'a [u8],
     /// Ciphertext ‖ tag.
     pub sealed: &'a [u8],
@@ -115,17 +117,22 @@ impl<'a> ParsedEnvelope<'a> {
         })
     }
 
+    /// The header bytes the commitment covers (magic to wrapped key, `0 .. 8+w`).
+    pub fn bound_header(&self) -> &'a [u8] {
+        &self.header[..FIXED_PREFIX + self.wrapped_key.len()]
+    }
+
     /// The plaintext length this envelope decrypts to.
     pub fn plaintext_len(&self) -> usize {
         self.sealed.len() - TAG_LEN
     }
 }
 
-/// The keys derived from one data key: the expanded AEAD key and the commitment. Zeroized on drop (the
-/// AEAD engines wipe their key schedules); `Debug` shows only the algorithm.
+/// The keys derived from one data key: the expanded AEAD key and the commitment key. Zeroized on drop
+/// (the commitment key here, the AEAD key schedule by the engine); `Debug` shows only the algorithm.
 pub(crate) struct EnvelopeKeys {
     pub(crate) aead: Box<dyn AeadKey>,
-    pub(crate) commitment: [u8; COMMITMENT_LEN],
+    commit_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for EnvelopeKeys {
@@ -137,7 +144,7 @@ impl std::fmt::Debug for EnvelopeKeys {
 }
 
 impl EnvelopeKeys {
-    /// Derives the AEAD key and commitment from `data_key`.
+    /// Derives the AEAD key and the commitment key from `data_key`.
     pub(crate) fn derive(engine: &dyn AeadEngine, alg: Algorithm, data_key: &[u8]) -> Result<Self> {
         if !DATA_KEY_LEN_RANGE.contains(&data_key.len()) {
             return Err(Error::invalid(
@@ -151,31 +158,35 @@ impl EnvelopeKeys {
         let hk = Hkdf::<Sha256>::new(Some(SALT), data_key);
         let a = [alg.id()];
         let mut key = Zeroizing::new([0u8; 32]);
-        let mut commitment = [0u8; COMMITMENT_LEN];
+        let mut commit_key = Zeroizing::new([0u8; 32]);
         hk.expand_multi_info(&[INFO_KEY, &a], &mut key[..])
             .map_err(|_| Error::Internal("HKDF output length".into()))?;
-        hk.expand_multi_info(&[INFO_COMMIT, &a], &mut commitment)
+        hk.expand_multi_info(&[INFO_COMMIT, &a], &mut commit_key[..])
             .map_err(|_| Error::Internal("HKDF output length".into()))?;
         Ok(Self {
             aead: engine.new_key(alg, &key[..])?,
-            commitment,
+            commit_key,
         })
     }
 
-    /// Whether `c` is this key's commitment (constant time).
-    pub(crate) fn commits_to(&self, c: &[u8; COMMITMENT_LEN]) -> bool {
-        self.commitment.ct_eq(c).into()
+    /// The commitment to this data key, the header bytes `0 .. 8+w` and the context.
+    pub(crate) fn commitment(&self, bound_header: &[u8], ctx_canonical: &[u8]) -> [u8; COMMITMENT_LEN] {
+        #[allow(clippy::expect_used)]
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.commit_key[..])
+            .expect("HMAC accepts keys of any length");
+        mac.update(bound_header);
+        mac.update(ctx_canonical);
+        mac.finalize().into_bytes().into()
     }
 }
 
-/// Writes the header up to (not including) the nonce: magic, version, algorithm, wrapped key,
-/// commitment.
-pub(crate) fn write_header_prefix(
-    out: &mut Vec<u8>,
+/// The header up to (not including) the nonce for `wrapped_key` and the context, and its commitment.
+pub(crate) fn header_prefix(
+    keys: &EnvelopeKeys,
     alg: Algorithm,
     wrapped_key: &[u8],
-    commitment: &[u8; COMMITMENT_LEN],
-) -> Result<()> {
+    ctx_canonical: &[u8],
+) -> Result<(Vec<u8>, [u8; COMMITMENT_LEN])> {
     let w = u16::try_from(wrapped_key.len())
         .ok()
         .filter(|w| *w > 0)
@@ -188,47 +199,23 @@ pub(crate) fn write_header_prefix(
                 ),
             )
         })?;
-    out.reserve(FIXED_PREFIX + wrapped_key.len() + COMMITMENT_LEN);
+    let mut out = Vec::with_capacity(FIXED_PREFIX + wrapped_key.len() + COMMITMENT_LEN);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(alg.id());
     out.extend_from_slice(&w.to_be_bytes());
     out.extend_from_slice(wrapped_key);
-    out.extend_from_slice(commitment);
-    Ok(())
+    let commitment = keys.commitment(&out, ctx_canonical);
+    out.extend_from_slice(&commitment);
+    Ok((out, commitment))
 }
 
-thread_local! {
-    /// Scratch space for the AAD (header ‖ context), reused so a seal or open allocates nothing for it.
-    static AAD: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Runs `f` with `header ‖ ctx_canonical` as one slice (in a per-thread scratch buffer).
-fn with_aad<R>(header: &[u8], ctx_canonical: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut buf = AAD.try_with(std::cell::Cell::take).unwrap_or_default();
-    buf.clear();
-    buf.extend_from_slice(header);
-    buf.extend_from_slice(ctx_canonical);
-    let r = f(&buf);
-    let _ = AAD.try_with(|c| c.set(buf));
-    r
-}
-
-/// The AAD of an envelope: the header without its nonce, then the canonical context. (The nonce is
-/// authenticated by the AEAD itself; leaving it out lets a cached data key keep one precomputed AAD.)
-pub(crate) fn aad(header_prefix: &[u8], ctx_canonical: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(header_prefix.len() + ctx_canonical.len());
-    v.extend_from_slice(header_prefix);
-    v.extend_from_slice(ctx_canonical);
-    v
-}
-
-/// Appends one envelope to `out`: the header prefix (the first `prefix_len` bytes of `aad`, from
-/// [`write_header_prefix`]), the nonce, then the sealed plaintext. `aad` is [`aad`]'s output.
+/// Appends one envelope to `out`: `header_prefix` (from [`header_prefix`]), the nonce, then the
+/// plaintext sealed with the commitment as its AAD. On error `out` is left as it was.
 pub(crate) fn seal_append(
     keys: &EnvelopeKeys,
-    aad: &[u8],
-    prefix_len: usize,
+    header_prefix: &[u8],
+    commitment: &[u8; COMMITMENT_LEN],
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
     out: &mut Vec<u8>,
@@ -239,36 +226,42 @@ pub(crate) fn seal_append(
             format!("more than {MAX_PLAINTEXT_LEN} bytes in one envelope"),
         ));
     }
-    let header_prefix = aad
-        .get(..prefix_len)
-        .ok_or_else(|| Error::Internal("envelope AAD".into()))?;
     let start = out.len();
-    out.reserve(prefix_len + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.reserve(header_prefix.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(header_prefix);
     out.extend_from_slice(nonce);
     let header_end = out.len();
     out.resize(header_end + plaintext.len() + TAG_LEN, 0);
-    let r = keys.aead.seal_to(nonce, aad, plaintext, &mut out[header_end..]);
+    let r = keys
+        .aead
+        .seal_to(nonce, commitment, plaintext, &mut out[header_end..]);
     if r.is_err() {
         out.truncate(start);
     }
     r
 }
 
-/// Checks the commitment and opens `env` with `keys`.
-pub(crate) fn open_parsed(
+/// The commitment `env` must carry to open under `keys` and the context.
+pub(crate) fn expected_commitment(
     keys: &EnvelopeKeys,
     env: &ParsedEnvelope<'_>,
     ctx_canonical: &[u8],
+) -> [u8; COMMITMENT_LEN] {
+    keys.commitment(env.bound_header(), ctx_canonical)
+}
+
+/// Checks `env`'s commitment against `expected` (constant time), then opens it.
+pub(crate) fn open_parsed(
+    keys: &EnvelopeKeys,
+    env: &ParsedEnvelope<'_>,
+    expected: &[u8; COMMITMENT_LEN],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    if keys.aead.algorithm() != env.algorithm || !keys.commits_to(env.commitment) {
+    if keys.aead.algorithm() != env.algorithm || !bool::from(expected.ct_eq(env.commitment)) {
         return Err(Error::DecryptFailed);
     }
     let mut out = Zeroizing::new(vec![0u8; env.plaintext_len()]);
-    let prefix = &env.header[..env.header.len() - NONCE_LEN];
-    with_aad(prefix, ctx_canonical, |aad| {
-        keys.aead.open_to(&env.nonce, aad, env.sealed, &mut out)
-    })?;
+    keys.aead
+        .open_to(&env.nonce, env.commitment, env.sealed, &mut out)?;
     Ok(out)
 }
 
@@ -286,7 +279,8 @@ pub fn open_with_data_key(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let env = ParsedEnvelope::parse(envelope)?;
     let keys = EnvelopeKeys::derive(engine, env.algorithm, data_key.expose_secret())?;
-    open_parsed(&keys, &env, &ctx.canonical())
+    let expected = expected_commitment(&keys, &env, &ctx.canonical());
+    open_parsed(&keys, &env, &expected)
 }
 
 /// Seals with a caller-chosen data key, wrapped key and nonce: the known-answer vectors are made with
@@ -305,17 +299,9 @@ pub fn seal_with_data_key_and_nonce(
     ctx: &EncryptionContext,
 ) -> Result<Vec<u8>> {
     let keys = EnvelopeKeys::derive(engine, alg, data_key.expose_secret())?;
-    let mut prefix = Vec::new();
-    write_header_prefix(&mut prefix, alg, wrapped_key, &keys.commitment)?;
+    let (prefix, commitment) = header_prefix(&keys, alg, wrapped_key, &ctx.canonical())?;
     let mut out = Vec::new();
-    seal_append(
-        &keys,
-        &aad(&prefix, &ctx.canonical()),
-        prefix.len(),
-        nonce,
-        plaintext,
-        &mut out,
-    )?;
+    seal_append(&keys, &prefix, &commitment, nonce, plaintext, &mut out)?;
     Ok(out)
 }
 
