@@ -125,10 +125,11 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
             }
         }
     };
-    // `try_with` fails only while the thread's locals are being destroyed.
-    let cached = WAKER.try_with(Waker::clone);
-    match cached {
-        Ok(w) => run(&w),
+    // Borrow the thread's waker rather than cloning it (no reference-count traffic per call). A nested
+    // `block_on` borrows it too, which is fine: it is shared, never mutated. `try_with` fails only
+    // while the thread's locals are being destroyed; then a fresh waker serves.
+    match WAKER.try_with(|w| run(w)) {
+        Ok(v) => v,
         Err(_) => run(&new_waker()),
     }
 }

@@ -267,3 +267,31 @@ fn seal_into_appends_and_leaves_the_buffer_alone_on_error() {
     assert!(block_on(s.env.seal_into(&s.caller, &missing, b"x", &c, &mut buf)).is_err());
     assert_eq!(buf, before);
 }
+
+#[test]
+fn interleaved_partitions_keep_exact_counts() {
+    // The cache remembers the most recently used slot; alternating partitions must not confuse it.
+    let s = setup(CacheLimits::new().max_messages(3).max_entries(2));
+    let (a, b) = (ctx("a"), ctx("b"));
+    let mut wa = Vec::new();
+    let mut wb = Vec::new();
+    for i in 0..9u8 {
+        wa.push(wrapped(&s.seal(&[i], &a)));
+        wb.push(wrapped(&s.seal(&[i], &b)));
+    }
+    for w in [&wa, &wb] {
+        for chunk in w.chunks(3) {
+            assert!(
+                chunk.iter().all(|x| x == &chunk[0]),
+                "three messages per data key"
+            );
+        }
+        assert!(w[0] != w[3] && w[3] != w[6]);
+    }
+    assert!(
+        wa.iter().all(|x| !wb.contains(x)),
+        "partitions never share a data key"
+    );
+    let st = s.cache.stats();
+    assert_eq!((st.encrypt_hits, st.encrypt_misses), (12, 6), "{st:?}");
+}

@@ -157,7 +157,19 @@ impl Hasher for FastHasher {
     fn write_u8(&mut self, i: u8) {
         self.mix(u64::from(i));
     }
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
     fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn write_isize(&mut self, i: isize) {
         self.mix(i as u64);
     }
     fn finish(&self) -> u64 {
@@ -192,6 +204,9 @@ struct Table<Sc, V> {
     buckets: HashMap<u64, Vec<Slot<Sc, V>>, BuildHasherDefault<IdHasher>>,
     len: usize,
     tick: u64,
+    /// The most recently used slot (bucket hash, index in the bucket), checked before hashing: a run of
+    /// envelopes for one partition skips the hash. Cleared whenever slots move.
+    mru: Option<(u64, usize)>,
 }
 
 impl<Sc, V> Default for Table<Sc, V> {
@@ -200,6 +215,7 @@ impl<Sc, V> Default for Table<Sc, V> {
             buckets: HashMap::default(),
             len: 0,
             tick: 0,
+            mru: None,
         }
     }
 }
@@ -345,11 +361,21 @@ impl DataKeyCache {
         Sc: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let h = self.hash(u);
-        let bucket = table.buckets.get_mut(&h)?;
-        let i = bucket.iter().position(|s| {
+        let matches = |s: &Slot<Sc, V>| {
             s.alg == u.alg && s.principal == u.principal && s.scope.borrow() == u.scope && &s.ctx == u.ctx
-        })?;
+        };
+        let recent = table
+            .mru
+            .filter(|(h, i)| table.buckets.get(h).and_then(|b| b.get(*i)).is_some_and(matches));
+        let (h, i) = match recent {
+            Some(found) => found,
+            None => {
+                let h = self.hash(u);
+                let i = table.buckets.get(&h)?.iter().position(matches)?;
+                (h, i)
+            }
+        };
+        let bucket = table.buckets.get_mut(&h)?;
         let s = &mut bucket[i];
         let expired = now >= s.created.saturating_add(self.limits.max_age.as_secs());
         let fits = s.messages < self.limits.max_messages
@@ -358,6 +384,7 @@ impl DataKeyCache {
                 .is_some_and(|b| b <= self.limits.max_bytes);
         if expired || !fits {
             // Used up or too old: drop it (the value zeroizes when its last user lets go).
+            table.mru = None;
             bucket.swap_remove(i);
             if bucket.is_empty() {
                 table.buckets.remove(&h);
@@ -371,6 +398,7 @@ impl DataKeyCache {
         s.messages += 1;
         s.bytes += u.len;
         s.last_used = table.tick;
+        table.mru = Some((h, i));
         Some((s.value.clone(), index))
     }
 
@@ -393,6 +421,7 @@ impl DataKeyCache {
         // A concurrent miss may have filled the slot meanwhile: replace it.
         if let Some(bucket) = table.buckets.get_mut(&h) {
             let before = bucket.len();
+            table.mru = None;
             bucket.retain(|s| {
                 !(s.alg == u.alg
                     && s.principal == u.principal
@@ -409,6 +438,7 @@ impl DataKeyCache {
                 .min();
             let Some((_, lh, li)) = lru else { break };
             if let Some(b) = table.buckets.get_mut(&lh) {
+                table.mru = None;
                 b.swap_remove(li);
                 if b.is_empty() {
                     table.buckets.remove(&lh);
@@ -429,7 +459,9 @@ impl DataKeyCache {
             bytes: u.len,
             last_used: table.tick,
         };
-        table.buckets.entry(h).or_default().push(slot);
+        let bucket = table.buckets.entry(h).or_default();
+        bucket.push(slot);
+        table.mru = Some((h, bucket.len() - 1));
         table.len += 1;
     }
 
