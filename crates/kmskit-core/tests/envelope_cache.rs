@@ -295,3 +295,21 @@ fn interleaved_partitions_keep_exact_counts() {
     let st = s.cache.stats();
     assert_eq!((st.encrypt_hits, st.encrypt_misses), (12, 6), "{st:?}");
 }
+
+#[test]
+fn debug_output_shows_no_key_material() {
+    let s = setup(CacheLimits::new());
+    let c = ctx("a");
+    let e = s.seal(b"secret plaintext", &c);
+    s.open(&e, &c);
+    let wrapped_hex: String = wrapped(&e).iter().map(|b| format!("{b:02x}")).collect();
+    for dbg in [
+        format!("{:?}", s.env),
+        format!("{:?}", s.cache),
+        format!("{:#?}", s.env),
+    ] {
+        assert!(!dbg.contains("secret plaintext"), "{dbg}");
+        assert!(!dbg.to_lowercase().contains(&wrapped_hex[..16]), "{dbg}");
+        assert!(!dbg.contains("commit_key") && !dbg.contains("aead"), "{dbg}");
+    }
+}

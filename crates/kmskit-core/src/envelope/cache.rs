@@ -246,8 +246,10 @@ struct Inner {
 /// - [`DataKeyCache::stats`] reports hits, misses, evictions and provider calls saved.
 ///
 /// Share one cache only among encryptors over the same provider (the partition does not name the
-/// provider). A key reference names what it named when the entry was made: re-pointing an alias takes
-/// effect for cached entries when they expire.
+/// provider). A key reference names what it named when the entry was made: re-pointing an alias, or
+/// rotating the key, takes effect for cached data keys when they expire. Before raising a key's version
+/// floor ([`Rotator::set_min_decryption_version`](crate::rotate::Rotator::set_min_decryption_version)),
+/// [`clear`](DataKeyCache::clear) caches that may hold data keys wrapped under the versions it retires.
 pub struct DataKeyCache {
     limits: CacheLimits,
     /// The injected clock; `None`: the monotonic clock, counted from `base`.
