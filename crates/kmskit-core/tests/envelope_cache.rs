@@ -313,3 +313,37 @@ fn debug_output_shows_no_key_material() {
         assert!(!dbg.contains("commit_key") && !dbg.contains("aead"), "{dbg}");
     }
 }
+
+#[test]
+fn concurrent_seals_never_reuse_a_nonce_or_exceed_the_message_limit() {
+    let s = Arc::new(setup(CacheLimits::new().max_messages(50)));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let c = ctx("shared");
+                (0..300u32)
+                    .map(|i| s.seal(&[t as u8, (i % 251) as u8], &c))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut per_key: std::collections::HashMap<Vec<u8>, Vec<[u8; 12]>> = std::collections::HashMap::new();
+    for h in handles {
+        for e in h.join().unwrap() {
+            let p = ParsedEnvelope::parse(&e).unwrap();
+            per_key.entry(p.wrapped_key.to_vec()).or_default().push(p.nonce);
+            assert_eq!(s.open(&e, &ctx("shared")).len(), 2);
+        }
+    }
+    for nonces in per_key.values() {
+        assert!(nonces.len() <= 50, "a data key sealed {} messages", nonces.len());
+        let unique: std::collections::HashSet<_> = nonces.iter().collect();
+        assert_eq!(
+            unique.len(),
+            nonces.len(),
+            "a nonce was reused under one data key"
+        );
+    }
+    assert!(per_key.len() >= 1200 / 50);
+}
