@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cryptoki::error::Error as CkError;
@@ -55,6 +55,11 @@ pub struct Pkcs11Store {
     pool: Pool,
     handles: RwLock<Handles>,
     seq: AtomicU64,
+    /// Serialises token-object writes (generate, create, destroy). SoftHSM2 answers concurrent
+    /// token-object creation on one token with an occasional `CKR_GENERAL_ERROR`, and these calls are
+    /// rare next to Encrypt and Decrypt, which never take this lock. Always taken before a session is
+    /// leased, never while one is held, so it cannot deadlock with the pool.
+    writes: Mutex<()>,
 }
 
 impl fmt::Debug for Pkcs11Store {
@@ -112,6 +117,7 @@ impl Pkcs11Store {
             pool: Pool::connect(config)?,
             handles: RwLock::new(Handles::default()),
             seq: AtomicU64::new(now_nanos()),
+            writes: Mutex::new(()),
         })
     }
 
@@ -140,6 +146,10 @@ impl Pkcs11Store {
             Ok(v) => Ok(v),
             Err(e) => Err(lease.fail(e, subject)),
         }
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn next_seq(&self) -> u64 {
@@ -267,6 +277,7 @@ impl Pkcs11Store {
             record,
         })
         .map_err(|e| Error::Internal(format!("cannot encode record {label}: {e}")))?;
+        let _w = self.write_lock();
         self.call(label, |s| {
             let old = Self::find_records(s, label)?;
             s.create_object(&[
@@ -287,6 +298,7 @@ impl Pkcs11Store {
     }
 
     fn delete_records(&self, label: &str) -> Result<()> {
+        let _w = self.write_lock();
         self.call(label, |s| {
             for h in Self::find_records(s, label)? {
                 s.destroy_object(h)?;
@@ -468,6 +480,7 @@ impl KeyStore for Pkcs11Store {
         self.seq.fetch_max(max_seq, Ordering::SeqCst);
         // Copies superseded by a newer one (a crash between create and destroy): clean up, best effort.
         if !stale.is_empty() {
+            let _w = self.write_lock();
             let _ = self.call(&token, |s| {
                 for h in stale {
                     let _ = s.destroy_object(h);
@@ -506,6 +519,7 @@ impl KeyStore for Pkcs11Store {
             return Err(Error::Unsupported(format!("key spec {spec} in a PKCS#11 token")));
         }
         let subject = id.to_string();
+        let _w = self.write_lock();
         let lease = self.pool.get()?;
         let epoch = lease.epoch();
         let template = [
@@ -591,14 +605,23 @@ impl KeyStore for Pkcs11Store {
 
     fn destroy(&self, key: &KeyId) -> Result<()> {
         let subject = key.to_string();
+        let _w = self.write_lock();
         let result = self.call(&subject, |s| {
             let found = s.find_objects(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
                 Attribute::Token(true),
                 Attribute::Id(key.as_str().as_bytes().to_vec()),
             ])?;
+            // Only kmskit's own material objects of this key, whatever else shares the CKA_ID.
+            let prefix = format!("{MATERIAL_LABEL_PREFIX}{key}/");
             for h in found {
-                s.destroy_object(h)?;
+                let ours = s
+                    .get_attributes(h, &[AttributeType::Label])?
+                    .iter()
+                    .any(|a| matches!(a, Attribute::Label(l) if l.starts_with(prefix.as_bytes())));
+                if ours {
+                    s.destroy_object(h)?;
+                }
             }
             Ok(())
         });
