@@ -15,6 +15,10 @@ use kmskit_core::Error;
 /// | `CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`, `CKR_SESSION_*` (lost, closed, count), `CKR_DEVICE_ERROR`, `CKR_CRYPTOKI_NOT_INITIALIZED`, … | retryable [`Error::Unavailable`]; the pool reconnects |
 /// | the module cannot be loaded | non-retryable [`Error::Unavailable`] |
 /// | anything else | [`Error::Internal`] with the `(function, return value)` pair |
+///
+/// One refinement happens before this mapping, where the session is at hand
+/// ([`Lease::fail`](crate::pool::Lease::fail)): a missing handle or `CKR_USER_NOT_LOGGED_IN` on a
+/// session that shows the process logged out is a lost login, reported as retryable.
 pub(crate) fn map_err(err: CkError, subject: &str) -> Error {
     let (rv, func) = match err {
         CkError::Pkcs11(rv, func) => (rv, func),

@@ -87,7 +87,9 @@
 //! - A lost session, token or library (`CKR_SESSION_HANDLE_INVALID`, `CKR_DEVICE_REMOVED`,
 //!   `CKR_TOKEN_NOT_PRESENT`, `CKR_CRYPTOKI_NOT_INITIALIZED`, …) fails the call with a retryable
 //!   `ServiceUnavailableTemporary`; the pool drops its sessions, and the next call finds the token by
-//!   label again, opens new sessions and logs in again.
+//!   label again, opens new sessions and logs in again. A login lost behind our back (a `C_Logout`
+//!   elsewhere in the process, a token reset: private objects then look missing) is recognised from
+//!   the session state and handled the same way, rather than reported as a missing key.
 //!
 //! Errors are mapped in one function:
 //!

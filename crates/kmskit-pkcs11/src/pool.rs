@@ -5,7 +5,7 @@
 //! token call and gives it back. The pool opens sessions lazily up to its size; more callers wait.
 //!
 //! When a call finds the session, the token or the library gone (see
-//! [`is_connection_lost`](crate::error::is_connection_lost)), the pool starts a new *epoch*: idle
+//! [`is_connection_lost`]), the pool starts a new *epoch*: idle
 //! sessions are dropped, sessions still leased are dropped when they come back, the slot is looked up
 //! again by label on the next call (modules may reassign slot ids) and the first new session logs in
 //! again. The failed call reports a retryable error; the next one reconnects.
@@ -17,7 +17,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::session::Session;
+use cryptoki::session::{Session, SessionState};
 use cryptoki::slot::Slot;
 use kmskit_core::{Error, Result};
 
@@ -266,11 +266,45 @@ impl Lease<'_> {
                 _
             )
         );
+        // Private objects vanish and private operations fail when the token logged the process out
+        // (a token reset, a C_Logout elsewhere in the process): that is a lost login, not a missing key
+        // or a refusal, and a new session logs in again.
+        let maybe_logged_out = matches!(
+            err,
+            CkError::Pkcs11(
+                RvError::UserNotLoggedIn | RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                _
+            )
+        );
+        if maybe_logged_out && self.logged_out() {
+            return self.lost_login(subject);
+        }
         let mapped = map_err(err, subject);
         if is_connection_lost(&mapped) {
             self.pool.reset(self.epoch, dead);
         }
         mapped
+    }
+
+    /// Whether the token shows this session (so the whole process) logged out.
+    pub(crate) fn logged_out(&self) -> bool {
+        matches!(
+            self.get_session_info().map(|i| i.session_state()),
+            Ok(SessionState::RoPublic | SessionState::RwPublic)
+        )
+    }
+
+    /// Reports a lost login as a retryable failure and makes the pool reconnect (and log in again).
+    pub(crate) fn lost_login(self, subject: &str) -> Error {
+        self.pool.reset(self.epoch, false);
+        Error::Unavailable {
+            message: format!(
+                "token {:?} logged this process out while working on {subject}; the next call logs in again",
+                self.pool.label
+            ),
+            retryable: true,
+            source: None,
+        }
     }
 
     /// The epoch this session belongs to.

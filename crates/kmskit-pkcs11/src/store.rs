@@ -219,7 +219,7 @@ impl Pkcs11Store {
                         self.cache_handle(id, h, epoch);
                         h
                     }
-                    Ok(None) => return Err(missing_material(id)),
+                    Ok(None) => return Err(Self::missing(lease, id)),
                     Err(e) => return Err(lease.fail(e, &subject)),
                 }
             }
@@ -239,7 +239,7 @@ impl Pkcs11Store {
                     if !(stale && from_cache) {
                         if stale {
                             self.forget_handle(id);
-                            return Err(missing_material(id));
+                            return Err(Self::missing(lease, id));
                         }
                         return Err(lease.fail(e, &subject));
                     }
@@ -250,12 +250,21 @@ impl Pkcs11Store {
                             self.cache_handle(id, h, epoch);
                             h
                         }
-                        Ok(None) => return Err(missing_material(id)),
+                        Ok(None) => return Err(Self::missing(lease, id)),
                         Err(e) => return Err(lease.fail(e, &subject)),
                     };
                 }
             }
         }
+    }
+
+    /// The token holds no material for `id`, or the process was logged out (private objects are then
+    /// invisible): `KeyNotFound` naming the key and version, or a retryable lost login.
+    fn missing(lease: Lease<'_>, id: &MaterialId) -> Error {
+        if lease.logged_out() {
+            return lease.lost_login(&id.to_string());
+        }
+        missing_material(id)
     }
 
     /// Finds the record data objects labelled `label`.

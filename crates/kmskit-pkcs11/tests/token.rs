@@ -414,3 +414,23 @@ fn records_are_private_token_data_objects_and_debug_shows_no_pin() {
     assert!(!debug.contains(common::USER_PIN), "{debug}");
     assert!(debug.contains(&t.label), "{debug}");
 }
+
+#[test]
+fn a_login_lost_behind_our_back_is_retryable_and_the_next_call_logs_in_again() {
+    let Some(t) = common::fresh_token() else { return };
+    let kms = open(&t);
+    let (key, _) = create(&kms, "logged out");
+    let blob = encrypt(&kms, &key, b"before the logout");
+
+    // C_Logout on any session logs the whole application out of the token.
+    session(&t).logout().unwrap();
+
+    let err = decrypt(&kms, &blob).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ServiceUnavailableTemporary, "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("logged this process out"), "{err}");
+
+    assert_eq!(decrypt(&kms, &blob).unwrap(), b"before the logout");
+    let blob = encrypt(&kms, &key, b"after");
+    assert_eq!(decrypt(&kms, &blob).unwrap(), b"after");
+}
