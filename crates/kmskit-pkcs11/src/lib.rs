@@ -161,3 +161,33 @@ impl Pkcs11KmsExt for Pkcs11Kms {
         Kms::with_config(Pkcs11Store::open(config)?, kms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmskit_core::ErrorCode;
+
+    #[test]
+    fn a_module_that_cannot_be_loaded_is_a_permanent_unavailability() {
+        let config = Pkcs11Config::new("/nonexistent/libkmskit-no-such-module.so", "t", Pin::new("1234"));
+        let err = Pkcs11Store::open(&config).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ServiceUnavailableTemporary, "{err}");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(
+            err.to_string().contains("cannot load the PKCS#11 module"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn token_labels_are_checked_before_the_module_is_asked() {
+        let err = init_token(
+            std::path::Path::new("/nonexistent/libkmskit-no-such-module.so"),
+            &"x".repeat(MAX_LABEL_LEN + 1),
+            &Pin::new("1"),
+            &Pin::new("2"),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidParameter, "{err}");
+    }
+}
