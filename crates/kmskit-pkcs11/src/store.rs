@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cryptoki::error::Error as CkError;
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -168,7 +168,10 @@ impl Pkcs11Store {
 
     fn cache_handle(&self, id: &MaterialId, handle: ObjectHandle, epoch: u64) {
         let mut h = self.handles.write().unwrap_or_else(PoisonError::into_inner);
-        if h.epoch != epoch {
+        if epoch < h.epoch {
+            return; // a session of an earlier epoch: its handles may be dead already
+        }
+        if epoch > h.epoch {
             h.map.clear();
             h.epoch = epoch;
         }
@@ -209,51 +212,43 @@ impl Pkcs11Store {
         let subject = id.to_string();
         let lease: Lease<'_> = self.pool.get()?;
         let epoch = lease.epoch();
+        let find = |lease: &Lease<'_>| match Self::find_material(lease, id) {
+            Ok(Some(h)) => {
+                self.cache_handle(id, h, epoch);
+                Ok(h)
+            }
+            Ok(None) => Err(None),
+            Err(e) => Err(Some(e)),
+        };
         let mut from_cache = true;
         let mut handle = match self.cached_handle(id, epoch) {
             Some(h) => h,
             None => {
                 from_cache = false;
-                match Self::find_material(&lease, id) {
-                    Ok(Some(h)) => {
-                        self.cache_handle(id, h, epoch);
-                        h
-                    }
-                    Ok(None) => return Err(Self::missing(lease, id)),
-                    Err(e) => return Err(lease.fail(e, &subject)),
+                match find(&lease) {
+                    Ok(h) => h,
+                    Err(None) => return Err(Self::missing(lease, id)),
+                    Err(Some(e)) => return Err(lease.fail(e, &subject)),
                 }
             }
         };
         loop {
             match f(&lease, handle) {
                 Ok(v) => return Ok(v),
-                Err(e) => {
-                    let stale = matches!(
-                        e,
-                        CkError::Pkcs11(
-                            cryptoki::error::RvError::KeyHandleInvalid
-                                | cryptoki::error::RvError::ObjectHandleInvalid,
-                            _
-                        )
-                    );
-                    if !(stale && from_cache) {
-                        if stale {
-                            self.forget_handle(id);
-                            return Err(Self::missing(lease, id));
-                        }
-                        return Err(lease.fail(e, &subject));
-                    }
+                Err(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _)) => {
                     self.forget_handle(id);
+                    if !from_cache {
+                        return Err(Self::missing(lease, id));
+                    }
+                    // The cached handle went stale: look the object up once more.
                     from_cache = false;
-                    handle = match Self::find_material(&lease, id) {
-                        Ok(Some(h)) => {
-                            self.cache_handle(id, h, epoch);
-                            h
-                        }
-                        Ok(None) => return Err(Self::missing(lease, id)),
-                        Err(e) => return Err(lease.fail(e, &subject)),
+                    handle = match find(&lease) {
+                        Ok(h) => h,
+                        Err(None) => return Err(Self::missing(lease, id)),
+                        Err(Some(e)) => return Err(lease.fail(e, &subject)),
                     };
                 }
+                Err(e) => return Err(lease.fail(e, &subject)),
             }
         }
     }
