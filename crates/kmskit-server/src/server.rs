@@ -348,6 +348,11 @@ impl Server {
         let rpc = wire::parse_request(req)?;
         *format = rpc.format;
         let auth = &rpc.auth;
+        // Until the signature is checked, the log names the claimed access key, not a principal.
+        *outcome = Some(Outcome {
+            action: rpc.action.clone(),
+            principal: format!("unauthenticated:{}", auth.access_key_id()),
+        });
         let key = self.inner.keys.get(auth.access_key_id()).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidAccessKeyIdNotFound,
