@@ -1,5 +1,7 @@
 //! End to end over 127.0.0.1: a real server on an ephemeral port, requests signed with V2 and V3.
 
+#![allow(clippy::unwrap_used)] // test helpers
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -229,9 +231,10 @@ async fn authentication_failures() {
 
         // Replay: the same signed request twice.
         let mut c = client(addr, v).await;
-        let req1 = c.build("ListKeys", &[], "fixed-nonce-for-replay").unwrap();
-        let req2 = c.build("ListKeys", &[], "fixed-nonce-for-replay").unwrap();
-        let r = reader.call("ListKeys", &[]).await.unwrap();
+        let nonce = format!("fixed-nonce-for-replay-{v:?}");
+        let req1 = c.build("ListKeys", &[], &nonce).unwrap();
+        let req2 = c.build("ListKeys", &[], &nonce).unwrap();
+        let r = c.send(req1).await.unwrap();
         assert_eq!(r.status, 200, "{r:?}");
         let r = c.send(req2).await.unwrap();
         assert_eq!((r.status, r.code()), (400, Some("SignatureNonceUsed")), "{v:?}");
