@@ -215,8 +215,10 @@ impl Params {
     /// `InvalidParameter` when a name repeats (which of two values was signed and which used would be
     /// ambiguous).
     pub fn new(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(k2, _)| k2 == k) {
+        // A set, not pairwise comparison: a hostile request may carry tens of thousands of names.
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (k, _) in &pairs {
+            if !seen.insert(k.as_str()) {
                 return Err(ApiError::invalid(k, "the parameter is given more than once"));
             }
         }

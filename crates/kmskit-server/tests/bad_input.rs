@@ -140,3 +140,64 @@ fn fuzz_helper_survives_samples() {
         kmskit_server::internal::fuzz_request(d);
     }
 }
+
+#[test]
+fn huge_parameter_lists_are_linear() {
+    let s = server();
+    let query: String = (0..60_000).map(|i| format!("p{i}=v&")).collect();
+    let t = std::time::Instant::now();
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: &query,
+        headers: &[],
+        body: b"",
+    };
+    let reply = kmskit_core::block_on(s.handle(&req, PEER));
+    assert_eq!(reply.code.as_deref(), Some("IncompleteSignature"));
+    let dup = format!("{query}p7=x");
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: &dup,
+        headers: &[],
+        body: b"",
+    };
+    let reply = kmskit_core::block_on(s.handle(&req, PEER));
+    assert_eq!(reply.code.as_deref(), Some("InvalidParameter"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn non_utf8_and_odd_headers() {
+    let s = server();
+    let cases: &[&[(&str, &[u8])]] = &[
+        &[("authorization", b"\xff\xfe")],
+        &[("authorization", b"ACS3-HMAC-SHA256 Credential=ak,SignedHeaders=host,Signature=00")],
+        &[("authorization", b"ACS3-HMAC-SHA256 Credential=ak,SignedHeaders=host;x-acs-date;x-acs-signature-nonce,Signature=00"),
+          ("x-acs-date", b"yesterday"), ("x-acs-version", b"2016-01-20"), ("x-acs-signature-nonce", b"n"), ("host", b"h")],
+        &[("authorization", b"ACS3-HMAC-SM3 Credential=ak,SignedHeaders=host,Signature=00")],
+        &[("authorization", b"Basic Zm9vOmJhcg==")],
+        &[("content-type", b"\xff")],
+    ];
+    for headers in cases {
+        let req = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body: b"",
+        };
+        let reply = kmskit_core::block_on(s.handle(&req, PEER));
+        assert_eq!(
+            reply.status,
+            400,
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+}
