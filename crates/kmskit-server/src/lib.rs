@@ -49,6 +49,20 @@
 //! # }
 //! ```
 //!
+//! ## Performance
+//!
+//! `cargo bench -p kmskit-server --bench load` drives V3-signed `Encrypt` of 32 bytes over 64 keep-alive
+//! loopback connections against an in-process server on a file keystore (server: 2 tokio workers; the
+//! client shares the same 2 cores). Measured on this project's 2-core VM, with other builds running:
+//!
+//! | | requests/s | p50 | p99 | errors |
+//! |---|---|---|---|---|
+//! | no access log | 59,243 | 0.92 ms | 2.5 ms | 0 |
+//! | access log to a file (one line per request, all 326,170 lines present) | 56,221 | 0.90 ms | 2.8 ms | 0 |
+//!
+//! That is 1.18× and 1.12× the target of 50,000 requests/s; the same run measures the provider alone at
+//! about 1.9 million `encrypt` calls/s on one thread, so HTTP, signature checks and JSON dominate.
+//!
 //! Access control by RAM policies and the audit trail (kmskit's access-control issue) are not in yet:
 //! an access key carries a plain list of allowed actions, and denials answer `Forbidden.NoPermission`
 //! and appear in the access log.
