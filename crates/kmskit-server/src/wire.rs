@@ -576,8 +576,12 @@ pub fn parse_request(req: &HttpRequest<'_>) -> Result<RpcRequest, ApiError> {
                 string_to_sign: sign::v3_string_to_sign(&cr),
             }
         }
-        Some(_) => return Err(incomplete("unsupported Authorization scheme")),
-        None => {
+        // An Authorization header of another scheme (added by a proxy, say) does not stop a V2
+        // request, which carries its signature in the parameters.
+        Some(_) if params.get("Signature").is_none() => {
+            return Err(incomplete("unsupported Authorization scheme"));
+        }
+        _ => {
             let Some(signature) = params.get("Signature") else {
                 return Err(incomplete("the request carries no signature"));
             };

@@ -181,7 +181,7 @@ fn non_utf8_and_odd_headers() {
         &[("authorization", b"ACS3-HMAC-SHA256 Credential=ak,SignedHeaders=host;x-acs-date;x-acs-signature-nonce,Signature=00"),
           ("x-acs-date", b"yesterday"), ("x-acs-version", b"2016-01-20"), ("x-acs-signature-nonce", b"n"), ("host", b"h")],
         &[("authorization", b"ACS3-HMAC-SM3 Credential=ak,SignedHeaders=host,Signature=00")],
-        &[("authorization", b"Basic Zm9vOmJhcg==")],
+        &[("authorization", b"Basic Zm9vOmJhcg==")], // no Signature parameter either
         &[("content-type", b"\xff")],
     ];
     for headers in cases {
@@ -200,4 +200,31 @@ fn non_utf8_and_odd_headers() {
             String::from_utf8_lossy(&reply.body)
         );
     }
+}
+
+#[test]
+fn v2_with_a_foreign_authorization_header_is_verified() {
+    let s = server();
+    let mut pairs = Vec::new();
+    let now = kmskit_core::Timestamp::from_system(std::time::SystemTime::now()).to_string();
+    sign::sign_v2(
+        "POST",
+        "ListKeys",
+        &mut pairs,
+        "ak",
+        &AccessKeySecret::new("sk"),
+        &sign::new_nonce(),
+        &now,
+    );
+    let q = sign::encode_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let headers: &[(&str, &[u8])] = &[("authorization", b"Basic Zm9vOmJhcg==")];
+    let req = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: &q,
+        headers,
+        body: b"",
+    };
+    let reply = kmskit_core::block_on(s.handle(&req, PEER));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
 }
