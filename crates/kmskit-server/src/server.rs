@@ -636,3 +636,70 @@ impl ShutdownHandle {
         let _ = self.0.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmskit_memory::MemoryKmsExt;
+
+    fn server(proxy: Option<(&str, Vec<IpAddr>)>) -> Server {
+        let provider: Arc<dyn KeyProvider> = Arc::new(kmskit_memory::MemoryKms::new_memory());
+        let mut b = Server::builder().provider(provider);
+        if let Some((h, t)) = proxy {
+            b = b.trusted_proxy(h, t);
+        }
+        b.build().unwrap()
+    }
+
+    fn req<'a>(headers: &'a [(&'a str, &'a [u8])]) -> HttpRequest<'a> {
+        HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body: b"",
+        }
+    }
+
+    #[test]
+    fn source_ip_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let h: &[(&str, &[u8])] = &[("x-forwarded-for", b"198.51.100.1, 192.0.2.7")];
+        // No proxy configured: the header is ignored.
+        assert_eq!(server(None).source_ip(&req(h), proxy), proxy);
+        let s = server(Some(("X-Forwarded-For", vec![proxy])));
+        // From the trusted proxy: its last entry (the address the proxy saw).
+        assert_eq!(s.source_ip(&req(h), proxy), client);
+        // From anyone else: the peer.
+        let other: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(s.source_ip(&req(h), other), other);
+        // Garbage in the header: the peer.
+        let bad: &[(&str, &[u8])] = &[("x-forwarded-for", b"not-an-ip")];
+        assert_eq!(s.source_ip(&req(bad), proxy), proxy);
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_uuid_shaped() {
+        let s = server(None);
+        let a = s.next_request_id();
+        let b = s.next_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn builder_refuses_duplicate_keys_and_no_provider() {
+        use crate::sign::AccessKeySecret;
+        assert!(Server::builder().build().is_err());
+        let provider: Arc<dyn KeyProvider> = Arc::new(kmskit_memory::MemoryKms::new_memory());
+        let err = Server::builder()
+            .provider(provider)
+            .access_key(AccessKey::new("a", AccessKeySecret::new("x"), "p"))
+            .access_key(AccessKey::new("a", AccessKeySecret::new("y"), "q"))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.code().as_str(), "InvalidParameter");
+    }
+}
