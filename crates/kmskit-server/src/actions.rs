@@ -38,6 +38,9 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListResourceTags",
+    "TagResources",
+    "UntagResources",
+    "ListTagResources",
 ];
 
 /// Whether `action` is one of [`SUPPORTED_ACTIONS`].
@@ -167,6 +170,67 @@ fn plaintext_text(bytes: &[u8]) -> String {
         Err(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
     }
 }
+
+/// A repeat-list parameter (`Name.1`, `Name.2`, …; with `suffix`, `Name.N.suffix`), in index order.
+fn repeat_list<'a>(p: &'a Params, name: &str, suffix: Option<&str>) -> Result<Vec<(u32, &'a str)>, ApiError> {
+    let mut out = Vec::new();
+    for (k, v) in p.iter() {
+        let Some(rest) = k.strip_prefix(name).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        let idx = match suffix {
+            None => rest,
+            Some(sfx) => match rest.split_once('.') {
+                Some((i, s)) if s == sfx => i,
+                _ => continue,
+            },
+        };
+        let n: u32 = idx
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::invalid("RepeatList", format!("bad index in {k}")))?;
+        out.push((n, v));
+    }
+    out.sort_unstable_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+fn key_resources(p: &Params, required: bool) -> Result<Vec<KeyRef>, ApiError> {
+    let rt = p.required("ResourceType")?;
+    if !rt.eq_ignore_ascii_case("key") {
+        return Err(
+            kmskit_core::Error::Unsupported(format!("ResourceType {rt:?}: only key is supported")).into(),
+        );
+    }
+    let ids = repeat_list(p, "ResourceId", None)?;
+    if ids.len() > 50 {
+        return Err(ApiError::invalid("ResourceId", "at most 50 resources"));
+    }
+    if required && ids.is_empty() {
+        return Err(ApiError::missing("ResourceId.1"));
+    }
+    ids.into_iter()
+        .map(|(_, v)| KeyRef::parse(v).map_err(|e| ApiError::invalid("ResourceId", e)))
+        .collect()
+}
+
+fn new_style_tags(p: &Params) -> Result<Vec<Tag>, ApiError> {
+    let keys = repeat_list(p, "Tag", Some("Key"))?;
+    let values = repeat_list(p, "Tag", Some("Value"))?;
+    if keys.len() > 20 {
+        return Err(ApiError::invalid("Tag", "at most 20 tags"));
+    }
+    keys.into_iter()
+        .map(|(n, k)| {
+            let v = values.iter().find(|(m, _)| *m == n).map_or("", |(_, v)| *v);
+            Tag::new(k, v).map_err(ApiError::from)
+        })
+        .collect()
+}
+
+/// Rows of ListTagResources per page.
+const TAG_ROWS_PER_PAGE: usize = 200;
 
 /// Runs `action` with `params` on `provider` for `caller`. Returns the response fields (without
 /// `RequestId`).
@@ -412,6 +476,94 @@ pub async fn dispatch(
                 .map(|t| json!({"KeyId": meta_id.as_str(), "TagKey": t.tag_key, "TagValue": t.tag_value}))
                 .collect();
             json!({ "Tags": { "Tag": rows } })
+        }
+        "TagResources" => {
+            let keys = key_resources(p, true)?;
+            let tags = new_style_tags(p)?;
+            if tags.is_empty() {
+                return Err(ApiError::missing("Tag.1.Key"));
+            }
+            for k in &keys {
+                provider.tag_resource(caller, k, &tags).await?;
+            }
+            json!({})
+        }
+        "UntagResources" => {
+            let keys = key_resources(p, true)?;
+            let tag_keys: Vec<String> = repeat_list(p, "TagKey", None)?
+                .into_iter()
+                .map(|(_, v)| v.to_owned())
+                .collect();
+            let all = p.opt_bool("All")?.unwrap_or(false);
+            if all && !tag_keys.is_empty() {
+                return Err(ApiError::invalid("All", "only when no TagKey is given"));
+            }
+            if !all && tag_keys.is_empty() {
+                return Err(ApiError::missing("TagKey.1"));
+            }
+            for k in &keys {
+                let remove = if all {
+                    provider
+                        .list_resource_tags(caller, k)
+                        .await?
+                        .into_iter()
+                        .map(|t| t.tag_key)
+                        .collect()
+                } else {
+                    tag_keys.clone()
+                };
+                provider.untag_resource(caller, k, &remove).await?;
+            }
+            json!({})
+        }
+        "ListTagResources" => {
+            let mut keys = key_resources(p, false)?;
+            if keys.is_empty() {
+                // Every key, page by page.
+                let mut n = 1;
+                loop {
+                    let pg = provider
+                        .list_keys(
+                            caller,
+                            ListKeys::new(PageRequest::new(n, PageRequest::MAX_PAGE_SIZE)?),
+                        )
+                        .await?;
+                    let done = pg.items.len() < PageRequest::MAX_PAGE_SIZE as usize;
+                    keys.extend(pg.items.into_iter().map(|k| KeyRef::Id(k.key_id)));
+                    if done {
+                        break;
+                    }
+                    n += 1;
+                }
+            }
+            let wanted = new_style_tags(p)?;
+            let mut rows = Vec::new();
+            for k in &keys {
+                let id = provider.describe_key(caller, k).await?.key_id;
+                for t in provider.list_resource_tags(caller, k).await? {
+                    if wanted.is_empty()
+                        || wanted.iter().any(|w| {
+                            w.tag_key == t.tag_key && (w.tag_value.is_empty() || w.tag_value == t.tag_value)
+                        })
+                    {
+                        rows.push(json!({"ResourceId": id.as_str(), "ResourceType": "key", "TagKey": t.tag_key, "TagValue": t.tag_value}));
+                    }
+                }
+            }
+            let start: usize = match p.get("NextToken") {
+                None | Some("") => 0,
+                Some(t) => t
+                    .parse()
+                    .map_err(|_| ApiError::invalid("NextToken", "not a token from this server"))?,
+            };
+            let end = start.saturating_add(TAG_ROWS_PER_PAGE).min(rows.len());
+            let next = if end < rows.len() {
+                end.to_string()
+            } else {
+                String::new()
+            };
+            let page: Vec<Value> = rows.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+            json!({ "TagResources": { "TagResource": page }, "NextToken": next })
         }
         _ => return Err(ApiError::unknown_action()),
     };

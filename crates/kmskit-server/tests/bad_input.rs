@@ -51,6 +51,9 @@ const ACTIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListResourceTags",
+    "TagResources",
+    "UntagResources",
+    "ListTagResources",
     "Nope",
 ];
 const NAMES: &[&str] = &[
@@ -78,6 +81,13 @@ const NAMES: &[&str] = &[
     "ProtectedResourceArn",
     "SourceEncryptionContext",
     "Format",
+    "ResourceType",
+    "ResourceId.1",
+    "Tag.1.Key",
+    "Tag.1.Value",
+    "TagKey.1",
+    "All",
+    "NextToken",
 ];
 
 fn check(reply: &kmskit_server::Reply) {

@@ -437,3 +437,115 @@ async fn throttling_per_principal() {
     assert_eq!((r.status, r.code()), (400, Some("Throttling")));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_old_and_new_style() {
+    let (running, addr) = start().await;
+    let mut c = client(addr, SignatureVersion::V3).await;
+    let key = c.call("CreateKey", &[]).await.unwrap().body["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .call(
+            "TagResource",
+            &[
+                ("KeyId", &key),
+                ("Tags", r#"[{"TagKey":"env","TagValue":"prod"}]"#),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c
+        .call(
+            "TagResources",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("ResourceType", "key"),
+                ("ResourceId.1", &key),
+                ("Tag.1.Key", "team"),
+                ("Tag.1.Value", "payments"),
+                ("Tag.2.Key", "tier"),
+                ("Tag.2.Value", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c.call("ListResourceTags", &[("KeyId", &key)]).await.unwrap();
+    assert_eq!(r.body["Tags"]["Tag"].as_array().unwrap().len(), 3, "{r:?}");
+    let r = c
+        .call(
+            "ListTagResources",
+            &[
+                ("ResourceType", "key"),
+                ("ResourceId.1", &key),
+                ("Tag.1.Key", "team"),
+            ],
+        )
+        .await
+        .unwrap();
+    let rows = r.body["TagResources"]["TagResource"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{r:?}");
+    assert_eq!(rows[0]["TagValue"], "payments");
+    assert_eq!(rows[0]["ResourceId"], key.as_str());
+    assert_eq!(r.str("NextToken"), "");
+    let r = c
+        .call(
+            "UntagResources",
+            &[
+                ("ResourceType", "key"),
+                ("ResourceId.1", &key),
+                ("TagKey.1", "tier"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c
+        .call("ListTagResources", &[("ResourceType", "key")])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.body["TagResources"]["TagResource"].as_array().unwrap().len(),
+        2,
+        "{r:?}"
+    );
+    let r = c
+        .call(
+            "UntagResources",
+            &[("ResourceType", "key"), ("ResourceId.1", &key), ("All", "true")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = c.call("ListResourceTags", &[("KeyId", &key)]).await.unwrap();
+    assert_eq!(r.body["Tags"]["Tag"].as_array().unwrap().len(), 0, "{r:?}");
+    let r = c
+        .call(
+            "TagResources",
+            &[("ResourceType", "secret"), ("ResourceId.1", "s")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, Some("Rejected.UnsupportedOperation")));
+    let r = c
+        .call("TagResources", &[("ResourceType", "key"), ("Tag.1.Key", "a")])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, Some("MissingParameter")));
+    let r = c
+        .call(
+            "TagResources",
+            &[
+                ("ResourceType", "key"),
+                ("ResourceId.x", &key),
+                ("Tag.1.Key", "a"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, Some("InvalidParameter")));
+    running.shutdown().await;
+}
