@@ -61,6 +61,7 @@ mod engine;
 pub mod error;
 pub mod id;
 pub mod key;
+pub mod policy;
 pub mod provider;
 pub mod rand;
 pub mod secret;
