@@ -48,11 +48,13 @@
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, used by default when present.
 //! - `rust-crypto` (default): the pure-Rust AEAD engine (aes-gcm, chacha20poly1305).
 //! - `testkit`: the provider conformance suite, [`testkit`], for backend crates' tests.
+//! - `tracing`: [`audit::TracingSink`], which sends audit events to `tracing`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod audit;
 pub mod blob;
 pub mod clock;
 pub mod context;
