@@ -114,6 +114,8 @@ error_codes! {
     InternalFailure => ("InternalFailure", 500),
     /// The backend is temporarily unavailable; retry.
     ServiceUnavailableTemporary => ("ServiceUnavailableTemporary", 503),
+    /// The call is held for dual control until a second principal approves it (kmskit's own code).
+    ApprovalRequired => ("Rejected.ApprovalRequired", 409),
 }
 
 impl fmt::Display for ErrorCode {
@@ -244,6 +246,14 @@ pub enum Error {
     /// An internal failure (a bug, or a backend failing in an unexpected way).
     #[error("internal failure: {0}")]
     Internal(String),
+    /// The call is held for dual control: a second, distinct principal must approve it.
+    #[error("{action} is held for approval by a second principal (approval id {approval_id})")]
+    ApprovalRequired {
+        /// The id to approve it with.
+        approval_id: String,
+        /// The action held.
+        action: String,
+    },
 }
 
 impl Error {
@@ -290,6 +300,7 @@ impl Error {
             Error::Io { .. } | Error::Internal(_) => ErrorCode::InternalFailure,
             Error::Unavailable { .. } => ErrorCode::ServiceUnavailableTemporary,
             Error::Remote { code, .. } => *code,
+            Error::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
         }
     }
 
@@ -353,6 +364,7 @@ mod tests {
             ("InternalFailure.StoreCorrupted", 500),
             ("InternalFailure", 500),
             ("ServiceUnavailableTemporary", 503),
+            ("Rejected.ApprovalRequired", 409),
         ];
         let actual: Vec<(&str, u16)> = ErrorCode::ALL
             .iter()

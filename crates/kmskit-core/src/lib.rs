@@ -61,6 +61,7 @@ pub mod context;
 pub mod crypto;
 mod engine;
 pub mod error;
+pub mod governance;
 pub mod id;
 pub mod key;
 pub mod policy;

@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 mod file;
 pub use file::{FileSink, FileSinkOptions};
 
+/// The principal the engine's own state changes (purges, scheduled rotations) are audited under.
+pub const SCHEDULER_PRINCIPAL: &str = "kmskit:scheduler";
+
 /// The default retention: 180 days.
 pub const DEFAULT_RETENTION_DAYS: u64 = 180;
 
