@@ -369,6 +369,24 @@ impl fmt::Display for UsageReport {
     }
 }
 
+const N_ACTIONS: usize = Action::ALL.len();
+
+/// Call counters: one row of per-action counts per key, and one for account-level calls.
+#[derive(Debug)]
+struct Usage {
+    keys: HashMap<KeyId, [u64; N_ACTIONS]>,
+    account: [u64; N_ACTIONS],
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self {
+            keys: HashMap::new(),
+            account: [0; N_ACTIONS],
+        }
+    }
+}
+
 /// The bundle the engine enforces and records around every call. See the module docs.
 pub struct Governance {
     pub(crate) policies: Arc<PolicySet>,
@@ -378,7 +396,7 @@ pub struct Governance {
     pub(crate) quotas: Quotas,
     pub(crate) dual: Option<DualControl>,
     pub(crate) prices: Prices,
-    usage: Mutex<HashMap<(Option<KeyId>, Action), u64>>,
+    usage: Mutex<Usage>,
     pending: Mutex<BTreeMap<String, PendingApproval>>,
     quota_lock: Mutex<()>,
     in_flight: [AtomicU64; 2],
@@ -415,7 +433,7 @@ impl Default for Governance {
             quotas: Quotas::default(),
             dual: None,
             prices: Prices::default(),
-            usage: Mutex::new(HashMap::new()),
+            usage: Mutex::new(Usage::default()),
             pending: Mutex::new(BTreeMap::new()),
             quota_lock: Mutex::new(()),
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -518,19 +536,40 @@ impl Governance {
         self.enforce
     }
 
-    pub(crate) fn count(&self, key: Option<KeyId>, action: Action) {
-        *lock(&self.usage).entry((key, action)).or_insert(0) += 1;
+    pub(crate) fn count(&self, key: Option<&KeyId>, action: Action) {
+        let i = action as usize;
+        let mut u = lock(&self.usage);
+        match key {
+            None => u.account[i] += 1,
+            Some(k) => match u.keys.get_mut(k) {
+                Some(row) => row[i] += 1,
+                None => {
+                    let mut row = [0; N_ACTIONS];
+                    row[i] = 1;
+                    u.keys.insert(k.clone(), row);
+                }
+            },
+        }
     }
 
     pub(crate) fn usage_rows(&self) -> Vec<UsageRow> {
-        let mut rows: Vec<UsageRow> = lock(&self.usage)
-            .iter()
-            .map(|((k, a), n)| UsageRow {
-                key_id: k.as_ref().map(ToString::to_string),
-                action: *a,
-                calls: *n,
-            })
-            .collect();
+        let u = lock(&self.usage);
+        let mut rows = Vec::new();
+        let mut push = |key: Option<&KeyId>, row: &[u64; N_ACTIONS]| {
+            for (i, n) in row.iter().enumerate() {
+                if *n > 0 {
+                    rows.push(UsageRow {
+                        key_id: key.map(ToString::to_string),
+                        action: Action::ALL[i],
+                        calls: *n,
+                    });
+                }
+            }
+        };
+        push(None, &u.account);
+        for (k, row) in &u.keys {
+            push(Some(k), row);
+        }
         rows.sort_by(|a, b| (&a.key_id, a.action).cmp(&(&b.key_id, b.action)));
         rows
     }

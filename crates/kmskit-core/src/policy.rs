@@ -225,22 +225,36 @@ impl Pattern {
 /// Matches `s` against `pat` where `*` is any run of characters and `?` exactly one character.
 /// Linear-time backtracking on the last `*` (no exponential blow-up on hostile patterns).
 pub fn wildcard_match(pat: &str, s: &str, ignore_case: bool) -> bool {
+    if pat.is_ascii() && s.is_ascii() {
+        return glob(pat.as_bytes(), s.as_bytes(), |a: u8, b: u8| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        });
+    }
     let p: Vec<char> = pat.chars().collect();
     let t: Vec<char> = s.chars().collect();
-    let eq = |a: char, b: char| {
+    glob(&p, &t, |a: char, b: char| {
         if ignore_case {
             a.eq_ignore_ascii_case(&b)
         } else {
             a == b
         }
-    };
+    })
+}
+
+/// The matcher over any symbol type, `*` and `?` being the wildcards.
+fn glob<C: Copy + PartialEq + From<u8>>(p: &[C], t: &[C], eq: impl Fn(C, C) -> bool) -> bool {
+    let (star_c, any_c) = (C::from(b'*'), C::from(b'?'));
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
+        if pi < p.len() && (p[pi] == any_c || (p[pi] != star_c && eq(p[pi], t[ti]))) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_c {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -251,7 +265,7 @@ pub fn wildcard_match(pat: &str, s: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_c {
         pi += 1;
     }
     pi == p.len()
@@ -406,6 +420,8 @@ pub fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Statement {
     effect: Effect,
+    /// Bit `a as usize` set when the `Action` patterns match action `a` (computed at parse time).
+    action_mask: u64,
     actions: Vec<Pattern>,
     resources: Vec<Pattern>,
     principals: Option<Vec<Pattern>>,
@@ -481,8 +497,7 @@ impl<'a> RequestContext<'a> {
 
 impl Statement {
     fn applies(&self, req: &RequestContext<'_>) -> bool {
-        let action = req.action.policy_name();
-        self.actions.iter().any(|p| p.matches(action))
+        self.action_mask & (1u64 << (req.action as u32)) != 0
             && self
                 .resources
                 .iter()
@@ -801,8 +816,13 @@ fn parse_statement(i: usize, v: Value) -> Result<Statement> {
             }
         }
     }
+    let action_mask = Action::ALL
+        .iter()
+        .filter(|a| actions.iter().any(|p| p.matches(a.policy_name())))
+        .fold(0u64, |m, a| m | (1u64 << (*a as u32)));
     Ok(Statement {
         effect,
+        action_mask,
         actions,
         resources,
         principals,

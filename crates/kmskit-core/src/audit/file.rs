@@ -65,6 +65,8 @@ struct Queue {
     error: Option<String>,
     closed: bool,
     batches: u64,
+    /// The writer is waiting for work (so an append must wake it).
+    idle: bool,
 }
 
 #[derive(Debug)]
@@ -231,11 +233,13 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
         let batch = {
             let mut q = shared.lock();
             while q.pending.is_empty() && !q.closed {
+                q.idle = true;
                 q = shared
                     .work
                     .wait(q)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
+            q.idle = false;
             if q.pending.is_empty() {
                 return;
             }
@@ -313,9 +317,7 @@ impl FileSink {
                     record: format!("line {n}"),
                     reason: e.to_string(),
                 })?;
-                head = super::unhex32(&ev.hash)
-                    .map(|hash| ChainLink { seq: ev.seq, hash })
-                    .or(head);
+                head = Some(ev.link());
                 writer.seg_day = ev.time.unix() / DAY;
                 writer.seg_events = n;
                 writer.file = Some(f);
@@ -395,8 +397,12 @@ impl AuditSink for FileSink {
         }
         q.enqueued = event.seq;
         q.pending.push(event.clone());
+        // A busy writer picks the event up with its next batch; only an idle one needs waking.
+        let wake = std::mem::take(&mut q.idle);
         drop(q);
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(())
     }
 
@@ -451,11 +457,7 @@ impl AuditSink for FileSink {
             if last.time >= before {
                 break;
             }
-            let link = last.link().ok_or_else(|| Error::Corrupted {
-                path: cur.display().to_string(),
-                record: format!("event {}", last.seq),
-                reason: "bad hash".into(),
-            })?;
+            let link = last.link();
             // The anchor is durable before the segment goes, so the chain always has a start.
             let json = serde_json::to_vec(&link).unwrap_or_default();
             write_atomic(&self.dir, ANCHOR, &json)?;

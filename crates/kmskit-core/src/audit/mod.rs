@@ -87,10 +87,12 @@ pub struct AuditEvent {
     pub context_keys: Vec<String>,
     /// Extra facts without secrets (an approval id, who approved, an alias name).
     pub detail: Option<String>,
-    /// The previous event's hash, hex.
-    pub prev_hash: String,
-    /// This event's hash, hex.
-    pub hash: String,
+    /// The previous event's hash (hex in JSON).
+    #[serde(with = "hex32")]
+    pub prev_hash: [u8; 32],
+    /// This event's hash (hex in JSON).
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
 }
 
 /// An event before it is chained: what the engine fills in.
@@ -208,7 +210,17 @@ impl AuditEvent {
         h.update(self.time.unix().to_be_bytes());
         put(&mut h, self.action.as_bytes());
         put(&mut h, self.principal.as_bytes());
-        put_opt(&mut h, self.source_ip.map(|ip| ip.to_string()).as_deref());
+        match self.source_ip {
+            None => h.update([0]),
+            Some(IpAddr::V4(a)) => {
+                h.update([4]);
+                h.update(a.octets());
+            }
+            Some(IpAddr::V6(a)) => {
+                h.update([6]);
+                h.update(a.octets());
+            }
+        }
         put(&mut h, self.request_id.as_bytes());
         put_opt(&mut h, self.key_id.as_deref());
         put_opt(&mut h, self.key_version_id.as_deref());
@@ -227,8 +239,11 @@ impl AuditEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn link(&self) -> Option<ChainLink> {
-        unhex32(&self.hash).map(|hash| ChainLink { seq: self.seq, hash })
+    fn link(&self) -> ChainLink {
+        ChainLink {
+            seq: self.seq,
+            hash: self.hash,
+        }
     }
 }
 
@@ -315,7 +330,7 @@ pub fn verify(records: &Records) -> std::result::Result<VerifyReport, ChainBreak
             };
             return Err(brk(Some(ev.seq), reason));
         }
-        if unhex32(&ev.prev_hash) != Some(prev.hash) {
+        if ev.prev_hash != prev.hash {
             return Err(brk(
                 Some(ev.seq),
                 "PrevHash does not match the previous event (an event before it was changed or replaced)"
@@ -323,7 +338,7 @@ pub fn verify(records: &Records) -> std::result::Result<VerifyReport, ChainBreak
             ));
         }
         let h = ev.compute_hash(&prev.hash);
-        if ev.link().map(|l| l.hash) != Some(h) {
+        if ev.hash != h {
             return Err(brk(
                 Some(ev.seq),
                 "Hash does not match the event's fields (edited)".into(),
@@ -417,14 +432,14 @@ impl AuditSink for MemorySink {
         let mut r = self.lock();
         if r.events.is_empty() && r.anchor.is_none() && event.seq > 1 {
             // Joined a chain already under way.
-            r.anchor = unhex32(&event.prev_hash).map(|hash| ChainLink {
+            r.anchor = Some(ChainLink {
                 seq: event.seq - 1,
-                hash,
+                hash: event.prev_hash,
             });
         }
         if r.events.len() == self.capacity {
             if let Some(old) = r.events.pop_front() {
-                r.anchor = old.link();
+                r.anchor = Some(old.link());
             }
         }
         r.events.push_back(event.clone());
@@ -433,7 +448,7 @@ impl AuditSink for MemorySink {
 
     fn head(&self) -> Result<Option<ChainLink>> {
         let r = self.lock();
-        Ok(r.events.back().and_then(|e| e.link()).or(r.anchor))
+        Ok(r.events.back().map(|e| e.link()).or(r.anchor))
     }
 
     fn records(&self) -> Option<Result<Records>> {
@@ -454,7 +469,7 @@ impl AuditSink for MemorySink {
         let mut n = 0;
         while r.events.len() > 1 && r.events.front().is_some_and(|e| e.time < before) {
             if let Some(old) = r.events.pop_front() {
-                r.anchor = old.link();
+                r.anchor = Some(old.link());
                 n += 1;
             }
         }
@@ -483,7 +498,7 @@ impl AuditSink for TracingSink {
             outcome = e.outcome.as_str(),
             code = %e.code,
             context_keys = ?e.context_keys,
-            hash = %e.hash,
+            hash = %hex(&e.hash),
             "kms audit event"
         );
         Ok(())
@@ -669,8 +684,8 @@ impl AuditLog {
             code: ev.code.to_owned(),
             context_keys: ev.context_keys,
             detail: ev.detail,
-            prev_hash: String::new(),
-            hash: String::new(),
+            prev_hash: [0; 32],
+            hash: [0; 32],
         };
         let mut first_err = None;
         let seq = {
@@ -679,9 +694,9 @@ impl AuditLog {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             event.seq = head.seq + 1;
-            event.prev_hash = hex(&head.hash);
+            event.prev_hash = head.hash;
             let h = event.compute_hash(&head.hash);
-            event.hash = hex(&h);
+            event.hash = h;
             *head = ChainLink {
                 seq: event.seq,
                 hash: h,

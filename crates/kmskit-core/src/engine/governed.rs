@@ -126,6 +126,17 @@ impl<S: KeyStore> Kms<S> {
 
     /// Names a key reference for policy evaluation, resolving what can be resolved without failing.
     fn key_target(&self, key: &KeyRef) -> Target {
+        let g = self.gov();
+        if !g.enforce && g.audit.is_none() {
+            // Nothing to evaluate or record: only the key id for the usage counters, when at hand.
+            return Target {
+                key: match key {
+                    KeyRef::Id(id) => Some(id.clone()),
+                    _ => None,
+                },
+                ..Target::default()
+            };
+        }
         let (r, a) = (&self.config.region, &self.config.account);
         let st = self.read();
         let resolve_alias = |al: &AliasName| st.aliases.get(al).map(|x| x.key_id.clone());
@@ -143,12 +154,16 @@ impl<S: KeyStore> Kms<S> {
                 };
             }
         };
-        let mut names = Vec::with_capacity(2);
-        if let Some(id) = &id {
-            names.push(Arn::key(r, a, id));
-        }
-        if let Some(al) = alias {
-            names.push(Arn::alias(r, a, al));
+        // Names are only needed to evaluate policies.
+        let mut names = Vec::new();
+        if self.gov().enforce {
+            names.reserve(2);
+            if let Some(id) = &id {
+                names.push(Arn::key(r, a, id));
+            }
+            if let Some(al) = alias {
+                names.push(Arn::alias(r, a, al));
+            }
         }
         let tags = match (&id, self.gov().enforce) {
             (Some(id), true) => st
@@ -336,7 +351,7 @@ impl<S: KeyStore> Kms<S> {
             },
             Err(e) => (key, None, Outcome::Failed, e.code().as_str()),
         };
-        g.count(key.cloned(), action);
+        g.count(key, action);
         self.record(caller, action, key, version, ctx, outcome, code, detail);
         r
     }
