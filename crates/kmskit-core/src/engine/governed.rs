@@ -159,7 +159,12 @@ impl<S: KeyStore> Kms<S> {
         if self.gov().enforce {
             names.reserve(2);
             if let Some(id) = &id {
-                names.push(Arn::key(r, a, id));
+                // As Arn::key, without the formatting machinery (this is on every call's path).
+                let mut n = String::with_capacity(13 + r.len() + a.len() + id.as_str().len());
+                for part in ["acs:kms:", r, ":", a, ":key/", id.as_str()] {
+                    n.push_str(part);
+                }
+                names.push(n);
             }
             if let Some(al) = alias {
                 names.push(Arn::alias(r, a, al));
@@ -240,8 +245,8 @@ impl<S: KeyStore> Kms<S> {
             principal: caller.principal.clone(),
             source_ip: caller.source_ip,
             request_id: caller.request_id.clone(),
-            key_id: key.map(ToString::to_string),
-            key_version_id: version.map(ToString::to_string),
+            key_id: key.map(|k| k.as_str().to_owned()),
+            key_version_id: version.map(|v| v.as_str().to_owned()),
             outcome: Some(outcome),
             code,
             // Context keys only: values may be sensitive.
