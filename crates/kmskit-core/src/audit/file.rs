@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 
 const ANCHOR: &str = "anchor.json";
 
+/// Events queued for the writer at most; appends wait beyond this.
+const MAX_PENDING: usize = 65_536;
+
 /// Settings of a [`FileSink`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,6 +397,14 @@ impl AuditSink for FileSink {
                 retryable: false,
                 source: None,
             });
+        }
+        // Backpressure: a writer far behind (a slow disk) holds callers back rather than memory growing.
+        while q.pending.len() >= MAX_PENDING && q.error.is_none() {
+            q = self
+                .shared
+                .done
+                .wait(q)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         q.enqueued = event.seq;
         q.pending.push(event.clone());

@@ -590,6 +590,8 @@ impl AuditQuery {
 /// The audit log: chains events and hands them to its sinks.
 pub struct AuditLog {
     head: Mutex<ChainLink>,
+    /// The UTC day retention last ran for (it runs by itself once a day, on the first event of the day).
+    retention_day: std::sync::atomic::AtomicU64,
     sinks: Vec<Arc<dyn AuditSink>>,
     durability: Durability,
     retention_secs: u64,
@@ -623,6 +625,7 @@ impl AuditLog {
         }
         Ok(Self {
             head: Mutex::new(head),
+            retention_day: Default::default(),
             sinks,
             durability: Durability::default(),
             retention_secs: DEFAULT_RETENTION_DAYS * DAY,
@@ -633,6 +636,7 @@ impl AuditLog {
     pub fn memory(capacity: usize) -> Self {
         Self {
             head: Mutex::new(ChainLink::GENESIS),
+            retention_day: Default::default(),
             sinks: vec![Arc::new(MemorySink::new(capacity))],
             durability: Durability::default(),
             retention_secs: DEFAULT_RETENTION_DAYS * DAY,
@@ -709,6 +713,14 @@ impl AuditLog {
             }
             head.seq
         };
+        // Retention runs by itself with the first event of each UTC day.
+        let day = now.unix() / DAY;
+        let last = self.retention_day.load(std::sync::atomic::Ordering::Relaxed);
+        if day > last && self.retention_day.swap(day, std::sync::atomic::Ordering::Relaxed) < day {
+            if let Err(e) = self.apply_retention(now) {
+                first_err.get_or_insert(e);
+            }
+        }
         if self.durability == Durability::Sync {
             for s in &self.sinks {
                 if let Err(e) = s.sync_to(seq) {
@@ -782,7 +794,8 @@ impl AuditLog {
             .ok_or_else(|| Error::Unsupported("no audit sink can be read back".into()))
     }
 
-    /// Applies retention at `now`: drops what is older than the retention period.
+    /// Applies retention at `now`: drops what is older than the retention period. [`AuditLog::record`]
+    /// also does this by itself once per UTC day.
     ///
     /// # Errors
     /// Storage errors.
