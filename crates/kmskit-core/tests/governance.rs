@@ -328,10 +328,7 @@ fn audit_is_complete() {
     let evs = e.ring.events();
     assert_eq!(evs.len() - before, expected.len());
     for (ev, (action, outcome, code)) in evs[before..].iter().zip(&expected) {
-        assert_eq!(
-            (ev.action.as_str(), ev.outcome, ev.code.as_str()),
-            (*action, *outcome, *code)
-        );
+        assert_eq!((&*ev.action, ev.outcome, &*ev.code), (*action, *outcome, *code));
         assert_eq!(ev.key_id.as_deref(), Some(k.as_str()));
         assert!(!ev.request_id.is_empty());
         if ev.action != "DescribeKey" {
@@ -460,7 +457,7 @@ fn dual_control_needs_a_distinct_permitted_approver_in_time() {
         .find(|ev| ev.outcome == Outcome::PendingApproval)
         .unwrap();
     assert_eq!(
-        (pending.action.as_str(), pending.principal.as_str()),
+        (&*pending.action, pending.principal.as_str()),
         ("DisableKey", "admin")
     );
     assert_eq!(pending.detail.as_deref(), Some(id.as_str()));

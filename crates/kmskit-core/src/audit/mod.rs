@@ -13,6 +13,7 @@
 //! Sinks: [`MemorySink`] (a bounded ring), [`FileSink`] (append-only JSON lines in daily segments with
 //! group commit: one fsync per batch) and, with feature `tracing`, [`TracingSink`].
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
@@ -68,7 +69,7 @@ pub struct AuditEvent {
     /// When it happened.
     pub time: Timestamp,
     /// The API action (`Encrypt`, …) or engine action (`PurgeKey`).
-    pub action: String,
+    pub action: Cow<'static, str>,
     /// Who called (`kmskit:scheduler` for the engine's own changes).
     pub principal: String,
     /// Where the call came from.
@@ -82,7 +83,7 @@ pub struct AuditEvent {
     /// How it ended.
     pub outcome: Outcome,
     /// `OK` or the error code.
-    pub code: String,
+    pub code: Cow<'static, str>,
     /// The names of the encryption-context entries (never their values).
     pub context_keys: Vec<String>,
     /// Extra facts without secrets (an approval id, who approved, an alias name).
@@ -678,14 +679,14 @@ impl AuditLog {
         let mut event = AuditEvent {
             seq: 0,
             time: ev.time.unwrap_or(now),
-            action: ev.action.to_owned(),
+            action: Cow::Borrowed(ev.action),
             principal: ev.principal,
             source_ip: ev.source_ip,
             request_id: ev.request_id,
             key_id: ev.key_id,
             key_version_id: ev.key_version_id,
             outcome: ev.outcome.unwrap_or(Outcome::Success),
-            code: ev.code.to_owned(),
+            code: Cow::Borrowed(ev.code),
             context_keys: ev.context_keys,
             detail: ev.detail,
             prev_hash: [0; 32],
