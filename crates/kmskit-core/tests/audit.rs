@@ -293,3 +293,17 @@ fn retention_runs_by_itself_once_a_day() {
     let r = log.verify().unwrap().unwrap();
     assert_eq!(r.range.unwrap().1, 300);
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_bridge_takes_events_beside_a_readable_sink() {
+    let log = AuditLog::new(vec![
+        Arc::new(kmskit_core::audit::TracingSink) as Arc<dyn AuditSink>,
+        Arc::new(MemorySink::new(10)),
+    ])
+    .unwrap();
+    for i in 0..3 {
+        log.record(ev(i), Timestamp::from_unix(T0)).unwrap();
+    }
+    assert_eq!(log.verify().unwrap().unwrap().events, 3);
+}

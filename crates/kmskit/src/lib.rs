@@ -33,6 +33,7 @@
 //! - `stream`: [`kmskit-stream`](https://docs.rs/kmskit-stream) as `kmskit::stream`.
 //! - `file`: [`kmskit-file`](https://docs.rs/kmskit-file), the durable keystore directory: `FileKms`,
 //!   `FileStore`, `RootKey`.
+//! - `tracing`: `audit::TracingSink`, which sends audit events to `tracing`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
