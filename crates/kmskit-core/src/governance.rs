@@ -36,6 +36,9 @@ use crate::policy::{Action, Policy, PolicySet};
 use crate::provider::Caller;
 
 /// Resource limits; `None` is unlimited.
+///
+/// Creations running at the same time hold a place each, so concurrent calls never overshoot a limit;
+/// right at the limit a call racing with another creation may be refused a moment early.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Quotas {

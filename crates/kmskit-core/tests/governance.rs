@@ -629,3 +629,34 @@ fn key_policy_through_the_engine() {
         ErrorCode::NoPermission
     );
 }
+
+/// Concurrent creations never overshoot a quota; once they are done, the quota fills exactly.
+#[test]
+fn quotas_hold_under_concurrency() {
+    let e = Arc::new(env(|g| g.quotas(Quotas::new().max_keys(10))));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .filter(|i| {
+                        block_on(e.kms.create_key(&e.admin, CreateKey::new(format!("{t}-{i}")))).is_ok()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let made: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(made <= 10, "{made} keys under a quota of 10");
+    let mut more = 0;
+    while block_on(e.kms.create_key(&e.admin, CreateKey::new("fill"))).is_ok() {
+        more += 1;
+    }
+    assert_eq!(made + more, 10);
+    let listed = block_on(e.kms.list_keys(
+        &e.admin,
+        kmskit_core::ListKeys::new(kmskit_core::PageRequest::new(1, 100).unwrap()),
+    ))
+    .unwrap();
+    assert_eq!(listed.total_count, 10);
+}
