@@ -936,6 +936,8 @@ pub struct PolicySet {
 struct PolicySetInner {
     principals: HashMap<String, BTreeMap<String, Arc<Policy>>>,
     keys: HashMap<KeyId, Arc<Policy>>,
+    /// Principal → the roles it acts in (a role is a principal name with its own attached policies).
+    roles: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl PolicySet {
@@ -978,6 +980,29 @@ impl PolicySet {
         removed
     }
 
+    /// Lets `principal` act in `role`: the policies attached to the role apply to it as well (one
+    /// level; a role's own roles are not followed).
+    pub fn assign_role(&self, principal: &str, role: &str) {
+        self.write()
+            .roles
+            .entry(principal.to_owned())
+            .or_default()
+            .insert(role.to_owned());
+    }
+
+    /// Takes `role` away from `principal`; returns whether it had it.
+    pub fn revoke_role(&self, principal: &str, role: &str) -> bool {
+        let mut w = self.write();
+        let Some(r) = w.roles.get_mut(principal) else {
+            return false;
+        };
+        let removed = r.remove(role);
+        if r.is_empty() {
+            w.roles.remove(principal);
+        }
+        removed
+    }
+
     /// Sets (or with `None` removes) the key policy of `key`.
     pub fn set_key_policy(&self, key: &KeyId, policy: Option<Policy>) {
         let mut w = self.write();
@@ -1008,7 +1033,7 @@ impl PolicySet {
     /// Whether no policy at all is configured.
     pub fn is_empty(&self) -> bool {
         let r = self.read();
-        r.principals.is_empty() && r.keys.is_empty()
+        r.principals.is_empty() && r.keys.is_empty() && r.roles.is_empty()
     }
 
     /// Evaluates the principal's policies and the key policy of `key` (when given) together.
@@ -1017,7 +1042,17 @@ impl PolicySet {
         let mut allowed = false;
         let key_policy = key.and_then(|k| r.keys.get(k));
         let attached = r.principals.get(req.principal);
-        let docs = attached.into_iter().flat_map(|m| m.values()).chain(key_policy);
+        let via_roles = r
+            .roles
+            .get(req.principal)
+            .into_iter()
+            .flatten()
+            .filter_map(|role| r.principals.get(role));
+        let docs = attached
+            .into_iter()
+            .chain(via_roles)
+            .flat_map(|m| m.values())
+            .chain(key_policy);
         for p in docs {
             match p.evaluate(req) {
                 Decision::ExplicitDeny => return Decision::ExplicitDeny,

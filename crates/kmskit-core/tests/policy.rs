@@ -472,3 +472,28 @@ fn fuzz_entry_point_survives_odd_inputs() {
     }
     kmskit_core::policy::fuzz_parse(&[0xff, 0xfe]);
 }
+
+#[test]
+fn principals_inherit_the_policies_of_their_roles() {
+    let set = PolicySet::new();
+    set.attach("role/crypto", "p", Role::CryptoUser.policy(&["k1"]).unwrap());
+    set.attach(
+        "carol",
+        "own",
+        Policy::parse(
+            r#"{"Version":"1","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#,
+        )
+        .unwrap(),
+    );
+    let res = key_arn("k1");
+    let t = Timestamp::from_unix(NOW);
+    let d = |p: &'static str, a| set.evaluate(&RequestContext::new(p, a, &res, t), None);
+    assert_eq!(d("carol", Action::Encrypt), Decision::ImplicitDeny);
+    set.assign_role("carol", "role/crypto");
+    assert_eq!(d("carol", Action::Encrypt), Decision::Allow);
+    // Her own Deny still wins over the role's Allow.
+    assert_eq!(d("carol", Action::Decrypt), Decision::ExplicitDeny);
+    assert!(set.revoke_role("carol", "role/crypto"));
+    assert!(!set.revoke_role("carol", "role/crypto"));
+    assert_eq!(d("carol", Action::Encrypt), Decision::ImplicitDeny);
+}
