@@ -28,6 +28,7 @@ use crate::secret::{DataKey, SecretBytes};
 use crate::store::{AliasRecord, KeyRecord, KeyStore, MaterialId, VersionRecord, algorithm_for};
 
 mod governed;
+mod rotation;
 
 /// The most plaintext one Encrypt call takes (6 KiB, as the model service).
 pub const MAX_PLAINTEXT: usize = 6 * 1024;
@@ -272,7 +273,16 @@ impl<S: KeyStore> Kms<S> {
     /// # Errors
     /// Storage errors (the key then stays pending and is purged on a later call).
     pub fn purge_due(&self) -> Result<Vec<KeyId>> {
-        let now = self.now();
+        self.purge_due_at(self.now())
+    }
+
+    /// [`Kms::purge_due`] as of `now` instead of the clock's time (for [`Rotator::run_due`]).
+    ///
+    /// # Errors
+    /// Storage errors (the key then stays pending and is purged on a later call).
+    ///
+    /// [`Rotator::run_due`]: crate::rotate::Rotator::run_due
+    pub fn purge_due_at(&self, now: Timestamp) -> Result<Vec<KeyId>> {
         if self.read().next_purge().is_none_or(|t| t > now) {
             return Ok(Vec::new());
         }
@@ -377,6 +387,16 @@ impl<S: KeyStore> Kms<S> {
         key: &KeyRef,
         f: impl FnOnce(&mut KeyRecord, Timestamp) -> Result<()>,
     ) -> Result<KeyRecord> {
+        self.mutate_key_at(key, self.now(), f)
+    }
+
+    /// [`Self::mutate_key`] with `now` given by the caller.
+    fn mutate_key_at(
+        &self,
+        key: &KeyRef,
+        now: Timestamp,
+        f: impl FnOnce(&mut KeyRecord, Timestamp) -> Result<()>,
+    ) -> Result<KeyRecord> {
         self.maybe_purge();
         let _w = self.lock_writer();
         let mut rec = {
@@ -384,7 +404,7 @@ impl<S: KeyStore> Kms<S> {
             let id = self.resolve(&st, key)?;
             self.live(&st, &id)?.clone()
         };
-        f(&mut rec, self.now())?;
+        f(&mut rec, now)?;
         rec.revision += 1;
         self.store.save_key(&rec)?;
         self.write_state().insert(rec.clone());
@@ -418,10 +438,7 @@ impl<S: KeyStore> Kms<S> {
             key_usage: r.key_usage,
             last_rotation_date: r.last_rotation_date,
             material_expire_time: None,
-            next_rotation_date: match (rotating, r.rotation_interval_secs) {
-                (true, Some(i)) => Some(r.last_rotation_date.unwrap_or(r.creation_date).plus_secs(i)),
-                _ => None,
-            },
+            next_rotation_date: if rotating { r.next_rotation_date() } else { None },
             origin: r.origin,
             primary_key_version: r.primary_version.clone(),
             protection_level: r.protection_level,
@@ -502,8 +519,14 @@ impl<S: KeyStore> Kms<S> {
         let p = ParsedBlob::parse(blob.as_bytes())?;
         let rec = self.lookup(&KeyRef::Id(p.key_id.clone()))?;
         require_usable(&rec)?;
-        if !rec.versions.iter().any(|v| v.version_id == p.version_id) {
+        if rec.version_index(&p.version_id).is_none() {
             return Err(Error::KeyVersionNotFound(p.version_id.to_string()));
+        }
+        if rec.is_version_retired(&p.version_id) {
+            return Err(Error::KeyVersionRetired {
+                key: rec.key_id.to_string(),
+                version: p.version_id.to_string(),
+            });
         }
         if algorithm_for(rec.key_spec)? != p.algorithm {
             return Err(Error::DecryptFailed);

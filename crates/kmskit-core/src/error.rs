@@ -114,6 +114,8 @@ error_codes! {
     InternalFailure => ("InternalFailure", 500),
     /// The backend is temporarily unavailable; retry.
     ServiceUnavailableTemporary => ("ServiceUnavailableTemporary", 503),
+    /// The ciphertext's key version is below the key's minimum decryption version (kmskit's own code).
+    KeyVersionRetired => ("Rejected.KeyVersionRetired", 409),
     /// The call is held for dual control until a second principal approves it (kmskit's own code).
     ApprovalRequired => ("Rejected.ApprovalRequired", 409),
 }
@@ -246,6 +248,16 @@ pub enum Error {
     /// An internal failure (a bug, or a backend failing in an unexpected way).
     #[error("internal failure: {0}")]
     Internal(String),
+    /// The ciphertext was sealed under a key version older than the key's minimum decryption version
+    /// (a version floor retired it on purpose). Raising the floor is reversible: lowering it again makes
+    /// the version decrypt once more.
+    #[error("key version {version} of key {key} is retired (below the minimum decryption version)")]
+    KeyVersionRetired {
+        /// The key id.
+        key: String,
+        /// The retired version.
+        version: String,
+    },
     /// The call is held for dual control: a second, distinct principal must approve it.
     #[error("{action} is held for approval by a second principal (approval id {approval_id})")]
     ApprovalRequired {
@@ -300,6 +312,7 @@ impl Error {
             Error::Io { .. } | Error::Internal(_) => ErrorCode::InternalFailure,
             Error::Unavailable { .. } => ErrorCode::ServiceUnavailableTemporary,
             Error::Remote { code, .. } => *code,
+            Error::KeyVersionRetired { .. } => ErrorCode::KeyVersionRetired,
             Error::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
         }
     }
@@ -364,6 +377,7 @@ mod tests {
             ("InternalFailure.StoreCorrupted", 500),
             ("InternalFailure", 500),
             ("ServiceUnavailableTemporary", 503),
+            ("Rejected.KeyVersionRetired", 409),
             ("Rejected.ApprovalRequired", 409),
         ];
         let actual: Vec<(&str, u16)> = ErrorCode::ALL
@@ -440,6 +454,14 @@ mod tests {
             ),
             (Error::ReadOnly, "Rejected.ReadOnly", 409),
             (Error::Internal("x".into()), "InternalFailure", 500),
+            (
+                Error::KeyVersionRetired {
+                    key: "k".into(),
+                    version: "v".into(),
+                },
+                "Rejected.KeyVersionRetired",
+                409,
+            ),
         ];
         for (err, code, status) in cases {
             assert_eq!(err.code().as_str(), code, "{err}");

@@ -4,7 +4,7 @@
 //! metadata, the [`KeyProvider`] API (the Alibaba Cloud KMS operations, every call carrying a
 //! [`Caller`]), the [`KeyStore`] SPI a local backend implements, the engine [`Kms<S>`] that implements the
 //! key lifecycle once for every store, the AEAD engines, the ciphertext blob format and the encryption
-//! context.
+//! context; envelope encryption with a data-key cache ([`envelope`]) and key rotation ([`rotate`]).
 //!
 //! Most users depend on the `kmskit` facade instead, which re-exports this crate with the backends.
 //!
@@ -48,6 +48,7 @@
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, used by default when present.
 //! - `rust-crypto` (default): the pure-Rust AEAD engine (aes-gcm, chacha20poly1305).
 //! - `testkit`: the provider conformance suite, [`testkit`], for backend crates' tests.
+//! - `scheduler`: [`rotate::Scheduler`], a tokio task that performs due rotations and purges.
 //! - `tracing`: [`audit::TracingSink`], which sends audit events to `tracing`.
 
 #![forbid(unsafe_code)]
@@ -60,6 +61,7 @@ pub mod clock;
 pub mod context;
 pub mod crypto;
 mod engine;
+pub mod envelope;
 pub mod error;
 pub mod governance;
 pub mod id;
@@ -67,6 +69,7 @@ pub mod key;
 pub mod policy;
 pub mod provider;
 pub mod rand;
+pub mod rotate;
 pub mod secret;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -78,6 +81,7 @@ pub use context::EncryptionContext;
 pub use engine::{
     Kms, KmsConfig, MAX_DESCRIPTION_CHARS, MAX_PENDING_WINDOW_DAYS, MAX_PLAINTEXT, MIN_PENDING_WINDOW_DAYS,
 };
+pub use envelope::{CacheLimits, CacheStats, DataKeyCache, Envelope, EnvelopeEncryptor};
 pub use error::{Error, ErrorCode, Result};
 pub use id::{AliasName, KeyId, KeyRef, KeyVersionId};
 pub use key::{
@@ -87,6 +91,7 @@ pub use provider::{
     AliasInfo, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey, KeyFilter,
     KeyProvider, KeySummary, ListKeys, Page, PageRequest,
 };
+pub use rotate::{Due, RotationPolicy, Rotator, RunReport};
 pub use secret::{DataKey, SecretBytes};
 pub use store::KeyStore;
 pub use zeroize::Zeroizing;
@@ -124,10 +129,11 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
             }
         }
     };
-    // `try_with` fails only while the thread's locals are being destroyed.
-    let cached = WAKER.try_with(Waker::clone);
-    match cached {
-        Ok(w) => run(&w),
+    // Borrow the thread's waker rather than cloning it (no reference-count traffic per call). A nested
+    // `block_on` borrows it too, which is fine: it is shared, never mutated. `try_with` fails only
+    // while the thread's locals are being destroyed; then a fresh waker serves.
+    match WAKER.try_with(|w| run(w)) {
+        Ok(v) => v,
         Err(_) => run(&new_waker()),
     }
 }

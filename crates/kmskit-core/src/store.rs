@@ -119,6 +119,10 @@ pub struct KeyRecord {
     /// The rotation interval in seconds.
     #[serde(default)]
     pub rotation_interval_secs: Option<u64>,
+    /// The minimum decryption version (a version floor): ciphertexts under older versions are refused
+    /// with `Rejected.KeyVersionRetired`. `None`: every version decrypts.
+    #[serde(default)]
+    pub min_decryption_version: Option<KeyVersionId>,
     /// A purged key's tombstone: no material, never usable, its id never reused.
     #[serde(default)]
     pub purged: bool,
@@ -149,8 +153,31 @@ impl KeyRecord {
             last_rotation_date: None,
             automatic_rotation: false,
             rotation_interval_secs: None,
+            min_decryption_version: None,
             purged: false,
             revision: 0,
+        }
+    }
+
+    /// The position of `version` in [`KeyRecord::versions`] (oldest is 0).
+    pub fn version_index(&self, version: &KeyVersionId) -> Option<usize> {
+        self.versions.iter().position(|v| &v.version_id == version)
+    }
+
+    /// Whether `version` is below the minimum decryption version (and so refused by Decrypt).
+    pub fn is_version_retired(&self, version: &KeyVersionId) -> bool {
+        match (&self.min_decryption_version, self.version_index(version)) {
+            (Some(floor), Some(i)) => self.version_index(floor).is_some_and(|f| i < f),
+            _ => false,
+        }
+    }
+
+    /// When automatic rotation is next due: the last rotation (or creation) plus the interval, while a
+    /// rotation policy is enabled. Reported whatever the key state (DescribeKey shows it while suspended).
+    pub fn next_rotation_date(&self) -> Option<Timestamp> {
+        match (self.automatic_rotation, self.rotation_interval_secs) {
+            (true, Some(i)) => Some(self.last_rotation_date.unwrap_or(self.creation_date).plus_secs(i)),
+            _ => None,
         }
     }
 
@@ -419,5 +446,68 @@ impl SoftwareKeys {
         self.keys
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record written before version floors existed (no `min_decryption_version` field) still loads.
+    #[test]
+    fn older_records_without_new_fields_load() {
+        let mut rec = KeyRecord::new(
+            KeyId::new("k1").unwrap(),
+            KeySpec::Aes256,
+            KeyUsage::EncryptDecrypt,
+            Timestamp::from_unix(1_700_000_000),
+        );
+        rec.versions.push(VersionRecord::new(
+            KeyVersionId::new("v1").unwrap(),
+            Timestamp::from_unix(1_700_000_000),
+        ));
+        let mut json: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        for f in [
+            "min_decryption_version",
+            "automatic_rotation",
+            "rotation_interval_secs",
+            "purged",
+        ] {
+            assert!(obj.remove(f).is_some(), "{f}");
+        }
+        let back: KeyRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn floors_and_next_rotation() {
+        let t0 = Timestamp::from_unix(1_000_000);
+        let mut rec = KeyRecord::new(
+            KeyId::new("k").unwrap(),
+            KeySpec::Aes256,
+            KeyUsage::EncryptDecrypt,
+            t0,
+        );
+        for v in ["a", "b", "c"] {
+            rec.versions
+                .push(VersionRecord::new(KeyVersionId::new(v).unwrap(), t0));
+        }
+        let v = |s: &str| KeyVersionId::new(s).unwrap();
+        assert!(!rec.is_version_retired(&v("a")));
+        rec.min_decryption_version = Some(v("b"));
+        assert!(rec.is_version_retired(&v("a")));
+        assert!(!rec.is_version_retired(&v("b")));
+        assert!(!rec.is_version_retired(&v("c")));
+        assert!(
+            !rec.is_version_retired(&v("zz")),
+            "unknown versions are not 'retired'"
+        );
+        assert_eq!(rec.next_rotation_date(), None);
+        rec.automatic_rotation = true;
+        rec.rotation_interval_secs = Some(7 * 86_400);
+        assert_eq!(rec.next_rotation_date(), Some(t0.plus_secs(7 * 86_400)));
+        rec.last_rotation_date = Some(t0.plus_secs(10));
+        assert_eq!(rec.next_rotation_date(), Some(t0.plus_secs(10 + 7 * 86_400)));
     }
 }

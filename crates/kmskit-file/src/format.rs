@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size      field
 //! 0       4         magic "KMSR"
-//! 4       2         format version (u16 LE), 1
+//! 4       2         format version (u16 LE): 1, or 2 for a key record with a version floor
 //! 6       1         kind (1 header, 2 segment, 3 material, 4 key, 5 alias, 6 alias deleted)
 //! 7       1         flags (0)
 //! 8       2         name length N (u16 LE, at most 1024)
@@ -29,8 +29,14 @@ use zeroize::Zeroizing;
 
 /// Magic at the start of every record.
 pub(crate) const MAGIC: [u8; 4] = *b"KMSR";
-/// The format version this build writes.
+/// The format version this build writes (for every record but a key record with a version floor).
 pub const FORMAT_VERSION: u16 = 1;
+/// The format version of a key record that sets a minimum decryption version (a version floor).
+///
+/// The record body is the same JSON with one more field; the version is raised so a build that does
+/// not know floors refuses that record (a load problem naming it) instead of silently ignoring the
+/// floor, and can never rewrite the record without it.
+pub const KEY_FLOOR_FORMAT_VERSION: u16 = 2;
 /// Fixed part of the header before the name.
 pub(crate) const FIXED_LEN: usize = 14;
 /// Longest record name.
@@ -278,16 +284,28 @@ pub(crate) fn name_of<'a>(info: &HeaderInfo, rec: &'a [u8]) -> Option<&'a str> {
     std::str::from_utf8(&rec[FIXED_LEN..FIXED_LEN + info.name_len]).ok()
 }
 
-/// The format migration hook: how a record body of format `version` is read.
+/// The newest format version this build reads for a record of `kind` (`None`: an unknown kind, read at
+/// the base version so its refusal names the kind, not the version).
+pub(crate) fn newest_readable(kind: Option<Kind>) -> u16 {
+    match kind {
+        Some(Kind::Key) => KEY_FLOOR_FORMAT_VERSION,
+        _ => FORMAT_VERSION,
+    }
+}
+
+/// The format migration hook: whether a record of `kind` in format `version` is read.
 ///
-/// Version 1 is the only format so far, so this either accepts version 1 or explains the refusal. When a
-/// version 2 arrives, version 1 records get an arm here that opens them with the version 1 rules and
-/// returns the payload in the version 2 representation; compaction then rewrites them as version 2.
-pub(crate) fn check_version(version: u16) -> std::result::Result<(), String> {
+/// Version 1 is the base format of every record. Version 2 exists only for key records, whose JSON body
+/// may then carry `min_decryption_version`; it reads exactly like version 1 (serde fills absent fields),
+/// so no conversion is needed. Any other version is refused with a message saying whether it is older or
+/// newer than this build. When a format changes in a way that needs conversion, the old version gets an
+/// arm here that reads it with its own rules; compaction then rewrites such records in the new format.
+pub(crate) fn check_version(version: u16, kind: Option<Kind>) -> std::result::Result<(), String> {
+    let newest = newest_readable(kind);
     match version {
-        FORMAT_VERSION => Ok(()),
-        v if v > FORMAT_VERSION => Err(format!(
-            "format version {v} is newer than this build of kmskit-file reads (up to {FORMAT_VERSION}); \
+        v if (FORMAT_VERSION..=newest).contains(&v) => Ok(()),
+        v if v > newest => Err(format!(
+            "format version {v} is newer than this build of kmskit-file reads (up to {newest}); \
              upgrade kmskit to read it"
         )),
         v => Err(format!(
@@ -369,9 +387,25 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert!(check_version(1).is_ok());
-        assert!(check_version(0).unwrap_err().contains("predates"));
-        assert!(check_version(2).unwrap_err().contains("newer"));
+        for kind in [
+            Kind::Header,
+            Kind::Segment,
+            Kind::Material,
+            Kind::Alias,
+            Kind::AliasDeleted,
+        ] {
+            assert!(check_version(1, Some(kind)).is_ok());
+            assert!(check_version(0, Some(kind)).unwrap_err().contains("predates"));
+            assert!(check_version(2, Some(kind)).unwrap_err().contains("newer"));
+        }
+        assert!(check_version(1, Some(Kind::Key)).is_ok());
+        assert!(check_version(2, Some(Kind::Key)).is_ok());
+        assert!(check_version(3, Some(Kind::Key)).unwrap_err().contains("newer"));
+        assert!(
+            check_version(0, Some(Kind::Key))
+                .unwrap_err()
+                .contains("predates")
+        );
     }
 
     #[test]

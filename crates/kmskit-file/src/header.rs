@@ -90,7 +90,7 @@ impl HeaderBody {
         if info.kind != Kind::Header as u8 {
             return Err(corrupted(format!("record kind {} is not a header", info.kind)));
         }
-        if let Err(why) = format::check_version(info.version) {
+        if let Err(why) = format::check_version(info.version, Some(Kind::Header)) {
             return Err(Error::Unsupported(format!("keystore {}: {why}", path.display())));
         }
         if format::check_body(&info, bytes) != format::BodyState::Ok {

@@ -351,7 +351,7 @@ impl Scanner<'_> {
             }
         }
         self.records += 1;
-        if let Err(why) = format::check_version(info.version) {
+        if let Err(why) = format::check_version(info.version, kind) {
             self.problem(off, label, format!("{kind_name} record at byte {off}: {why}"));
             self.attribute(off, kind, name, span, info);
             return true;

@@ -126,9 +126,14 @@
 //!
 //! ## Format versions
 //!
-//! Format version 1 is the only one so far. Records and headers of any other version are refused with
-//! a message saying whether they are older or newer than this build ([`FORMAT_VERSION`]); the
-//! migration hook where a future version reads an older one is described in `docs/file-keystore.md`.
+//! Format version 1 is the base format of every record. A key record that carries a version floor (a
+//! minimum decryption version, see `kmskit_core::rotate`) is written as version 2
+//! ([`KEY_FLOOR_FORMAT_VERSION`]): the same JSON body with one more field, so this build reads both, while
+//! a build that does not know floors refuses that one record instead of silently dropping the floor.
+//! Records and headers of any other version are refused with a message saying whether they are older or
+//! newer than this build ([`FORMAT_VERSION`]); the migration hook where a future version reads an older
+//! one is described in `docs/file-keystore.md`. Rotation state (versions, primary, rotation policy,
+//! `LastRotationDate`, floor) lives in the key record, so it survives a reopen.
 //!
 //! ## Crate features
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, the default engine when enabled.
@@ -150,7 +155,7 @@ use std::path::Path;
 
 use kmskit_core::{Kms, KmsConfig, Result};
 
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, KEY_FLOOR_FORMAT_VERSION};
 pub use journal::{JournalStats, TornTail};
 pub use kmskit_core::KeyStore;
 pub use root::{Argon2Params, ROOT_KEY_ENV, RootKey};

@@ -543,8 +543,16 @@ impl KeyStore for FileStore {
         let json =
             serde_json::to_vec(record).map_err(|e| Error::Internal(format!("key record encoding: {e}")))?;
         let mut rec = Vec::with_capacity(json.len() + 128);
-        format::encode_sealed(
+        // A record with a version floor is written in the key-floor format, so builds that do not
+        // know floors refuse it rather than ignore the floor.
+        let version = if record.min_decryption_version.is_some() {
+            format::KEY_FLOOR_FORMAT_VERSION
+        } else {
+            format::FORMAT_VERSION
+        };
+        format::encode_sealed_version(
             &mut rec,
+            version,
             Kind::Key,
             record.key_id.as_str(),
             &json,

@@ -24,7 +24,7 @@ fn records_of_older_and_newer_format_versions_are_refused_clearly() {
     let key = KeyId::generate();
     let json = br#"{"anything":"at all"}"#;
     let mut bytes = Vec::new();
-    for version in [0u16, 2] {
+    for version in [0u16, 3] {
         format::encode_sealed_version(
             &mut bytes,
             version,
@@ -54,7 +54,7 @@ fn records_of_older_and_newer_format_versions_are_refused_clearly() {
     );
     assert!(
         text.iter()
-            .any(|p| p.contains("format version 2 is newer") && p.contains("upgrade kmskit")),
+            .any(|p| p.contains("format version 3 is newer") && p.contains("upgrade kmskit")),
         "{text:?}"
     );
     assert!(problems.iter().all(|e| matches!(e, Error::Corrupted { .. })));
@@ -122,4 +122,51 @@ fn material_sealed_for_one_version_does_not_open_as_another() {
     };
     assert!(format::open_sealed(body, &other[..oi.aad_len()], store.crypt.key_for(Kind::Material)).is_none());
     assert!(format::open_sealed(body, aad, store.crypt.key_for(Kind::Key)).is_none());
+}
+
+/// A key record with a version floor is written in the key-floor format (2), one without in format 1,
+/// and both load.
+#[test]
+fn a_key_record_with_a_version_floor_is_written_as_format_2() {
+    use kmskit_core::store::{KeyRecord, VersionRecord};
+    use kmskit_core::{KeyUsage, Timestamp};
+    let t = tempfile::tempdir().unwrap();
+    let store = FileStore::open(t.path(), &root()).unwrap();
+    let now = Timestamp::from_unix(1_700_000_000);
+    let (plain, floored) = (KeyId::generate(), KeyId::generate());
+    for (id, floor) in [(&plain, false), (&floored, true)] {
+        let mut rec = KeyRecord::new(id.clone(), KeySpec::Aes256, KeyUsage::EncryptDecrypt, now);
+        let v = KeyVersionId::generate();
+        store
+            .generate(&MaterialId::new(id.clone(), v.clone()), KeySpec::Aes256)
+            .unwrap();
+        rec.versions.push(VersionRecord::new(v.clone(), now));
+        if floor {
+            rec.min_decryption_version = Some(v);
+        }
+        store.save_key(&rec).unwrap();
+    }
+    let bytes = std::fs::read(segment(t.path())).unwrap();
+    // The key record's header: magic, version, kind 4 (key), then the name, exactly the key id.
+    let version_of = |id: &KeyId| {
+        let name = id.as_str().as_bytes();
+        (format::FIXED_LEN..bytes.len() - name.len())
+            .filter(|&p| &bytes[p..p + name.len()] == name)
+            .map(|p| p - format::FIXED_LEN)
+            .find(|&h| {
+                &bytes[h..h + 4] == b"KMSR"
+                    && bytes[h + 6] == Kind::Key as u8
+                    && usize::from(u16::from_le_bytes([bytes[h + 8], bytes[h + 9]])) == name.len()
+            })
+            .map(|h| u16::from_le_bytes([bytes[h + 4], bytes[h + 5]]))
+            .unwrap()
+    };
+    assert_eq!(version_of(&plain), format::FORMAT_VERSION);
+    assert_eq!(version_of(&floored), format::KEY_FLOOR_FORMAT_VERSION);
+    drop(store);
+    let store = FileStore::open(t.path(), &root()).unwrap();
+    let loaded = store.load().unwrap();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let got = loaded.keys.iter().find(|k| k.key_id == floored).unwrap();
+    assert!(got.min_decryption_version.is_some());
 }

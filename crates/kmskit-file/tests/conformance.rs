@@ -18,8 +18,9 @@ fn root() -> RootKey {
 /// A fresh, empty keystore in a temporary directory.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let kms = FileKms::open_dir(dir.path(), &root()).expect("a new keystore opens");
-    Fixture::new(Arc::new(kms))
+    let kms = Arc::new(FileKms::open_dir(dir.path(), &root()).expect("a new keystore opens"));
+    Fixture::new(kms.clone())
+        .with_rotator(kms)
         .with_guard(dir)
         .with_capabilities(Capabilities::default())
 }
@@ -36,8 +37,9 @@ async fn reopened_fixture() -> Fixture {
             block_on(first.create_key(&caller, CreateKey::new("written before the reopen"))).expect("create");
         block_on(first.schedule_key_deletion(&caller, &KeyRef::Id(k.key_id), 7)).expect("schedule");
     }
-    let kms = FileKms::open_dir(dir.path(), &root()).expect("the keystore reopens");
-    Fixture::new(Arc::new(kms))
+    let kms = Arc::new(FileKms::open_dir(dir.path(), &root()).expect("the keystore reopens"));
+    Fixture::new(kms.clone())
+        .with_rotator(kms)
         .with_guard(dir)
         .with_capabilities(Capabilities::default())
 }

@@ -10,7 +10,10 @@ use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
 
 /// A fresh `MemoryKms` on the default engine, with every capability.
 async fn fixture() -> Fixture {
-    Fixture::new(Arc::new(MemoryKms::new_memory())).with_capabilities(Capabilities::default())
+    let kms = Arc::new(MemoryKms::new_memory());
+    Fixture::new(kms.clone())
+        .with_rotator(kms)
+        .with_capabilities(Capabilities::default())
 }
 
 kmskit_core::conformance_tests!(fixture);
@@ -24,7 +27,8 @@ async fn other_engine_fixture() -> Fixture {
         .unwrap_or_else(kmskit_core::crypto::default_engine);
     let kms = Kms::with_config(MemoryStore::with_engine(engine), KmsConfig::default())
         .expect("an empty memory store opens");
-    Fixture::new(Arc::new(kms))
+    let kms = Arc::new(kms);
+    Fixture::new(kms.clone()).with_rotator(kms)
 }
 
 kmskit_core::conformance_tests!(other_engine_fixture, conformance_other_engine);

@@ -33,7 +33,14 @@
 //! - `stream`: [`kmskit-stream`](https://docs.rs/kmskit-stream) as `kmskit::stream`.
 //! - `file`: [`kmskit-file`](https://docs.rs/kmskit-file), the durable keystore directory: `FileKms`,
 //!   `FileStore`, `RootKey`.
+//! - `pkcs11`: [`kmskit-pkcs11`](https://docs.rs/kmskit-pkcs11), keys that never leave a hardware
+//!   security module: `Pkcs11Kms`, `Pkcs11Store`, `Pkcs11Config`, `Pin` (and the whole crate as
+//!   `kmskit::pkcs11`).
+//! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
 //! - `tracing`: `audit::TracingSink`, which sends audit events to `tracing`.
+//!
+//! Envelope encryption with a data-key cache is in [`envelope`]; key rotation (CreateKeyVersion,
+//! rotation policies, version floors, ReEncrypt to the primary) in [`rotate`].
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -46,6 +53,12 @@ pub use kmskit_file::{
     RootKey, TornTail,
 };
 pub use kmskit_memory::{MemoryKms, MemoryKmsExt, MemoryStore};
+/// The PKCS#11 backend (feature `pkcs11`): see [`kmskit_pkcs11`].
+#[cfg(feature = "pkcs11")]
+pub use kmskit_pkcs11 as pkcs11;
+/// The PKCS#11 keystore (feature `pkcs11`): see [`kmskit_pkcs11`].
+#[cfg(feature = "pkcs11")]
+pub use kmskit_pkcs11::{Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, Pkcs11Store};
 /// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
 #[cfg(feature = "stream")]
 pub use kmskit_stream as stream;

@@ -99,17 +99,28 @@
 //! | [`tamper`] | every bit flip and truncation of a blob is refused, never a panic |
 //! | [`concurrency`] | 32 tasks creating, encrypting, disabling and enabling at once |
 //! | [`debug_redaction`] | no plaintext or key bytes in any `Debug` output |
+//! | [`rotation`] | CreateKeyVersion twice: new primary, every generation still decrypts, metadata |
+//! | [`rotation_policy`] | UpdateRotationPolicy bounds, `NextRotationDate`, `Enabled`/`Suspended`/`Disabled` |
+//! | [`rotation_due_work`] | `due(now)` and `run_due(now)`: rotations exactly at the due date, purges |
+//! | [`re_encrypt_to_primary`] | old ciphertexts moved to the newest version, and to another key |
+//! | [`version_floors`] | a minimum decryption version refuses older versions with `Rejected.KeyVersionRetired` |
+//! | [`envelope`] | `EnvelopeEncryptor` over the provider: sizes, contexts, cache, tampering |
+//!
+//! The rotation cases need the provider's [`Rotator`]: set it with [`Fixture::with_rotator`].
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::provider::{Caller, KeyProvider};
+use crate::rotate::Rotator;
 
 mod aliases;
 mod basic;
 mod crypto;
+mod envelope;
 mod listing;
+mod rotation;
 mod states;
 mod stress;
 mod support;
@@ -117,7 +128,9 @@ mod support;
 pub use aliases::aliases;
 pub use basic::{create_and_describe, encryption_context, malformed_key_refs, round_trip, unknown_key};
 pub use crypto::{data_keys, re_encrypt, tamper};
+pub use envelope::envelope;
 pub use listing::{key_versions, list_keys_filters, list_keys_paging, tags};
+pub use rotation::{re_encrypt_to_primary, rotation, rotation_due_work, rotation_policy, version_floors};
 pub use states::{
     deletion_protection, deletion_window, disable_enable, state_matrix_disabled, state_matrix_enabled,
     state_matrix_pending_deletion, state_matrix_pending_import,
@@ -236,6 +249,7 @@ setters! {
 /// A provider under test, with whatever must stay alive while it runs and what it supports.
 pub struct Fixture {
     provider: Arc<dyn KeyProvider>,
+    rotator: Option<Arc<dyn Rotator>>,
     guard: Option<Box<dyn Any + Send + Sync>>,
     caps: Capabilities,
     caller: Caller,
@@ -246,10 +260,24 @@ impl Fixture {
     pub fn new(provider: Arc<dyn KeyProvider>) -> Self {
         Self {
             provider,
+            rotator: None,
             guard: None,
             caps: Capabilities::default(),
             caller: Caller::local(),
         }
+    }
+
+    /// The provider's [`Rotator`] (the same object, for the local engine `Kms<S>`), so the rotation
+    /// cases run. Without one they are skipped.
+    #[must_use]
+    pub fn with_rotator(mut self, rotator: Arc<dyn Rotator>) -> Self {
+        self.rotator = Some(rotator);
+        self
+    }
+
+    /// The rotator, if one was set.
+    pub fn rotator(&self) -> Option<&Arc<dyn Rotator>> {
+        self.rotator.as_ref()
     }
 
     /// Keeps `guard` (a temporary directory, a server process handle, …) alive as long as the fixture.
@@ -300,6 +328,7 @@ impl fmt::Debug for Fixture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fixture")
             .field("provider", &self.provider)
+            .field("rotator", &self.rotator.is_some())
             .field("guard", &self.guard.as_ref().map(|_| ".."))
             .field("caps", &self.caps)
             .field("caller", &self.caller.principal)
@@ -345,6 +374,12 @@ macro_rules! conformance_tests {
                 tamper,
                 concurrency,
                 debug_redaction,
+                rotation,
+                rotation_policy,
+                rotation_due_work,
+                re_encrypt_to_primary,
+                version_floors,
+                envelope,
             }
         }
     };
@@ -396,7 +431,9 @@ mod tests {
             include_str!("aliases.rs"),
             include_str!("basic.rs"),
             include_str!("crypto.rs"),
+            include_str!("envelope.rs"),
             include_str!("listing.rs"),
+            include_str!("rotation.rs"),
             include_str!("states.rs"),
             include_str!("stress.rs"),
         ];
