@@ -141,6 +141,8 @@ actions! {
     /// A state change made by the engine itself (a purge when a deletion window ends); never in a
     /// caller's request.
     PurgeKey => "PurgeKey",
+    /// Sets the minimum decryption version (a version floor) of a key (kmskit).
+    SetMinDecryptionVersion => "SetMinDecryptionVersion",
 }
 
 impl fmt::Display for Action {
@@ -862,6 +864,7 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:DescribeKeyVersion",
     "kms:CreateKeyVersion",
     "kms:UpdateRotationPolicy",
+    "kms:SetMinDecryptionVersion",
     "kms:TagResource",
     "kms:UntagResource",
     "kms:ListResourceTags",

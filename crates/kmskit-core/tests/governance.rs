@@ -660,3 +660,73 @@ fn quotas_hold_under_concurrency() {
     .unwrap();
     assert_eq!(listed.total_count, 10);
 }
+
+/// Rotation goes through governance too: only a SecurityAdmin rotates, the versions-per-key quota
+/// holds, and the scheduler's rotations are audited as its own.
+#[test]
+fn rotation_is_governed_and_audited() {
+    use kmskit_core::rotate::{RotationPolicy, Rotator};
+    let e = env(|g| g.quotas(Quotas::new().max_versions_per_key(2)));
+    let k = e.app_key();
+    let key = KeyRef::Id(k.clone());
+    assert_eq!(
+        code(block_on(e.kms.rotate(&e.app, &key))),
+        ErrorCode::NoPermission
+    );
+    assert_eq!(
+        code(block_on(e.kms.rotate(&e.auditor, &key))),
+        ErrorCode::NoPermission
+    );
+    let v2 = block_on(e.kms.rotate(&e.admin, &key)).unwrap();
+    assert_eq!(
+        code(block_on(e.kms.rotate(&e.admin, &key))),
+        ErrorCode::LimitExceeded
+    );
+    assert_eq!(
+        code(block_on(e.kms.set_rotation_policy(
+            &e.app,
+            &key,
+            RotationPolicy::every_days(7).unwrap()
+        ))),
+        ErrorCode::NoPermission
+    );
+    // The app may re-encrypt its own ciphertexts to the primary version.
+    let ctx = EncryptionContext::new();
+    let enc = block_on(e.kms.encrypt(&e.app, &key, b"x", &ctx)).unwrap();
+    let re = block_on(e.kms.re_encrypt_to_primary(&e.app, &enc.ciphertext_blob, &ctx)).unwrap();
+    assert_eq!(re.key_version_id, v2.key_version_id);
+    let evs = e.ring.events();
+    let rot: Vec<_> = evs.iter().filter(|ev| ev.action == "CreateKeyVersion").collect();
+    assert_eq!(
+        rot.iter()
+            .map(|ev| (ev.principal.as_str(), ev.outcome))
+            .collect::<Vec<_>>(),
+        vec![
+            ("app", Outcome::Denied),
+            ("auditor", Outcome::Denied),
+            ("admin", Outcome::Success),
+            ("admin", Outcome::Failed)
+        ]
+    );
+    // A scheduled rotation is the scheduler's event.
+    let e = env(|g| g);
+    let k = e.app_key();
+    let key = KeyRef::Id(k.clone());
+    block_on(
+        e.kms
+            .set_rotation_policy(&e.admin, &key, RotationPolicy::every_days(7).unwrap()),
+    )
+    .unwrap();
+    e.clock.advance(8 * DAY);
+    let report = block_on(e.kms.run_due(Timestamp::from_unix(T0 + 8 * DAY))).unwrap();
+    assert_eq!(report.rotated.len(), 1);
+    let ev = e
+        .ring
+        .events()
+        .into_iter()
+        .rev()
+        .find(|ev| ev.action == "CreateKeyVersion")
+        .unwrap();
+    assert_eq!(ev.principal, kmskit_core::audit::SCHEDULER_PRINCIPAL);
+    assert_eq!(ev.key_id.as_deref(), Some(k.as_str()));
+}

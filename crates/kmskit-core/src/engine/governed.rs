@@ -98,9 +98,9 @@ pub(crate) trait RawProvider: Send + Sync {
 
 /// A resource as policies see it.
 #[derive(Debug, Default)]
-struct Target {
+pub(super) struct Target {
     names: Vec<String>,
-    key: Option<KeyId>,
+    pub(super) key: Option<KeyId>,
     tags: Option<BTreeMap<String, String>>,
 }
 
@@ -110,7 +110,7 @@ impl<S: KeyStore> Kms<S> {
         &self.config.governance
     }
 
-    fn gov(&self) -> &Governance {
+    pub(super) fn gov(&self) -> &Governance {
         &self.config.governance
     }
 
@@ -125,7 +125,7 @@ impl<S: KeyStore> Kms<S> {
     }
 
     /// Names a key reference for policy evaluation, resolving what can be resolved without failing.
-    fn key_target(&self, key: &KeyRef) -> Target {
+    pub(super) fn key_target(&self, key: &KeyRef) -> Target {
         let g = self.gov();
         if !g.enforce && g.audit.is_none() {
             // Nothing to evaluate or record: only the key id for the usage counters, when at hand.
@@ -188,7 +188,7 @@ impl<S: KeyStore> Kms<S> {
         }
     }
 
-    fn blob_target(&self, blob: &CiphertextBlob) -> Target {
+    pub(super) fn blob_target(&self, blob: &CiphertextBlob) -> Target {
         match ParsedBlob::parse(blob.as_bytes()) {
             Ok(p) => self.key_target(&KeyRef::Id(p.key_id)),
             // Unparsable: authorized against every key of the account; the engine then refuses it.
@@ -280,7 +280,7 @@ impl<S: KeyStore> Kms<S> {
 
     /// Authorizes `caller` for `action` on every target (each with its encryption context); records a
     /// denial. Also refuses every call while the audit trail cannot be written.
-    fn authorize(
+    pub(super) fn authorize(
         &self,
         caller: &Caller,
         action: Action,
@@ -338,7 +338,7 @@ impl<S: KeyStore> Kms<S> {
 
     /// Counts and audits the end of an authorized call.
     #[allow(clippy::too_many_arguments)]
-    fn finish<T>(
+    pub(super) fn finish<T>(
         &self,
         caller: &Caller,
         action: Action,
