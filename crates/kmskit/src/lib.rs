@@ -37,6 +37,7 @@
 //!   security module: `Pkcs11Kms`, `Pkcs11Store`, `Pkcs11Config`, `Pin` (and the whole crate as
 //!   `kmskit::pkcs11`).
 //! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
+//! - `tracing`: `audit::TracingSink`, which sends audit events to `tracing`.
 //!
 //! Envelope encryption with a data-key cache is in [`envelope`]; key rotation (CreateKeyVersion,
 //! rotation policies, version floors, ReEncrypt to the primary) in [`rotate`].
