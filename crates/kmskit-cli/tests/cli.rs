@@ -514,3 +514,19 @@ fn serve_dev_answers_a_signed_call_over_the_tools_keystore() {
     let d = json(&data, &["key", "describe", &key_id]);
     assert_eq!(d["Description"], "made over HTTP");
 }
+
+#[test]
+fn serve_needs_dev_or_a_config_without_a_keystore_table() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let err = fails(&data, &["serve"], 2);
+    assert!(err.contains("--config"), "{err}");
+    let cfg = t.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        "bind = \"127.0.0.1:0\"\n[keystore]\ndir = \"/nowhere\"\nroot_key_env = \"X\"\n",
+    )
+    .unwrap();
+    let err = fails(&data, &["serve", "--config", cfg.to_str().unwrap()], 2);
+    assert!(err.contains("[keystore]"), "{err}");
+}
