@@ -85,7 +85,7 @@ pub(crate) enum Command {
     /// The official Alibaba Cloud SDKs work against it by changing only the endpoint. With --dev, one
     /// all-powerful access key (KMSKIT_DEV_ACCESS_KEY_ID / KMSKIT_DEV_ACCESS_KEY_SECRET, or generated
     /// and printed), no TLS: NOT FOR PRODUCTION. With --config, access keys, TLS, rate limits and the
-    /// rest come from a kmskit-server TOML file (without a [keystore] table: the keystore is this
+    /// rest come from a kmskit-server TOML file (without a `[keystore]` table: the keystore is this
     /// tool's).
     ///
     /// Example: kmskit serve --dev --bind 127.0.0.1:8080
@@ -97,7 +97,7 @@ pub(crate) enum Command {
 /// `kmskit serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// A kmskit-server TOML configuration (access keys, TLS, rate limit, ...; no [keystore]).
+    /// A kmskit-server TOML configuration (access keys, TLS, rate limit, ...; no `[keystore]`).
     #[arg(
         long,
         short,
