@@ -277,6 +277,18 @@ for pid in "$dev_pid" "$cfg_pid"; do
     wait "$pid" || { echo "kmskit-server $pid did not shut down cleanly" >&2; exit 1; }
 done
 unset KMSKIT_INTEROP_READER_SECRET
+# 3. The same scenario against `kmskit serve --dev` over the command-line tool's own keystore.
+cargo build --locked --quiet -p kmskit-cli --bin kmskit
+KMSKIT_DATA_DIR="$WORKDIR/cli-data" KMSKIT_DEV_ACCESS_KEY_ID=LTAIcliserve KMSKIT_DEV_ACCESS_KEY_SECRET=cli-serve-secret \
+    "$CARGO_TARGET_DIR/debug/kmskit" serve --dev --bind 127.0.0.1:0 --port-file "$WORKDIR/cli.port" 2>"$WORKDIR/cli-server.log" &
+PIDS+=($!)
+cli_pid=$!
+cli_port=$(wait_port "$WORKDIR/cli.port" "$cli_pid") || { cat "$WORKDIR/cli-server.log" >&2; exit 1; }
+KMSKIT_ENDPOINT="127.0.0.1:$cli_port" KMSKIT_AK=LTAIcliserve KMSKIT_SK=cli-serve-secret \
+    "$VENV/bin/python" crates/kmskit-server/tests/interop/official_sdks.py \
+    || { echo "--- kmskit serve log" >&2; tail -50 "$WORKDIR/cli-server.log" >&2; exit 1; }
+kill -TERM "$cli_pid"
+wait "$cli_pid" || { echo "kmskit serve did not shut down cleanly" >&2; exit 1; }
 
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet

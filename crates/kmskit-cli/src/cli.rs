@@ -88,6 +88,18 @@ pub(crate) enum Command {
     ///
     /// Example: kmskit usage --since 30d
     Usage(UsageArgs),
+    /// Serve this keystore over the Alibaba Cloud KMS API (kmskit-server), until Ctrl-C or SIGTERM.
+    ///
+    /// The official Alibaba Cloud SDKs work against it by changing only the endpoint. With --dev, one
+    /// all-powerful access key (KMSKIT_DEV_ACCESS_KEY_ID / KMSKIT_DEV_ACCESS_KEY_SECRET, or generated
+    /// and printed), no TLS: NOT FOR PRODUCTION. With --config, access keys, TLS, rate limits and the
+    /// rest come from a kmskit-server TOML file (without a `[keystore]` table: the keystore is this
+    /// tool's).
+    ///
+    /// Example: kmskit serve --dev --bind 127.0.0.1:8080
+    ///
+    /// Example: kmskit --keystore /srv/kms serve --config /etc/kmskit/server.toml --port-file /run/kms.port
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +143,29 @@ pub(crate) struct UsageArgs {
     /// Yuan per key per month (30 days).
     #[arg(long, default_value_t = 15.0)]
     pub(crate) price_per_key_month: f64,
+}
+
+/// `kmskit serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A kmskit-server TOML configuration (access keys, TLS, rate limit, ...; no `[keystore]`).
+    #[arg(
+        long,
+        short,
+        required_unless_present = "dev",
+        conflicts_with = "dev",
+        value_name = "FILE"
+    )]
+    pub(crate) config: Option<PathBuf>,
+    /// Development mode: one all-powerful access key, no TLS. NOT FOR PRODUCTION.
+    #[arg(long)]
+    pub(crate) dev: bool,
+    /// Listen address (overrides the configuration; default 127.0.0.1:8080; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<std::net::SocketAddr>,
+    /// Write the bound port to this file once the server accepts connections.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) port_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@
 //! $ kmskit decrypt --in blob.txt
 //! Hello KMS
 //! $ kmskit file encrypt --key alias/orders big.csv big.csv.kms && kmskit file decrypt big.csv.kms big.csv
+//! $ kmskit serve --dev --bind 127.0.0.1:8080    # the Alibaba Cloud KMS API over this keystore
 //! ```
 //!
 //! Scripting contract (pinned by the tests): `--output json` prints DescribeKey's field names

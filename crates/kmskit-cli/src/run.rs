@@ -51,7 +51,125 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::File(c) => cx.file(c),
         Command::Audit(_) => Ok(()),
         Command::Usage(a) => crate::audit::usage(&kms, &keystore_dir, &a, &printer),
+        Command::Serve(a) => serve(kms, &a),
     }
+}
+
+/// `kmskit serve`: kmskit-server over this keystore (provider and rotator), until Ctrl-C or SIGTERM.
+fn serve(kms: FileKms, a: &crate::cli::ServeArgs) -> Result<(), CliError> {
+    use std::sync::Arc;
+
+    use kmskit_server::sign::{AccessKeySecret, new_nonce};
+    use kmskit_server::{AccessKey, Server};
+
+    let server_err = |e: &dyn std::fmt::Display| CliError::new("Cli.Server", e.to_string());
+    let kms = Arc::new(kms);
+    let mut b = Server::builder()
+        .provider(kms.clone() as Arc<dyn KeyProvider>)
+        .rotator(kms as Arc<dyn Rotator>);
+    let mut bind = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+    if a.dev {
+        let (id, secret, generated) = match (
+            std::env::var("KMSKIT_DEV_ACCESS_KEY_ID"),
+            std::env::var("KMSKIT_DEV_ACCESS_KEY_SECRET"),
+        ) {
+            (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => (id, secret, false),
+            _ => (format!("LTAIdev{}", &new_nonce()[..16]), new_nonce(), true),
+        };
+        eprintln!("kmskit serve: DEV MODE, NOT FOR PRODUCTION: one all-powerful access key, no TLS.");
+        eprintln!("  AccessKeyId:     {id}");
+        if generated {
+            // Printed once, on purpose: dev mode exists to hand out a working key.
+            eprintln!("  AccessKeySecret: {secret}");
+        } else {
+            eprintln!("  AccessKeySecret: (from KMSKIT_DEV_ACCESS_KEY_SECRET)");
+        }
+        b = b.host_id("kms.kmskit.dev").access_key(AccessKey::new(
+            id,
+            AccessKeySecret::new(secret),
+            "dev-admin",
+        ));
+    } else {
+        let path = a
+            .config
+            .as_ref()
+            .ok_or_else(|| CliError::usage("--config or --dev is required"))?;
+        let cfg = kmskit_server::config::Config::from_file(path).map_err(|e| server_err(&e))?;
+        if cfg.keystore.is_some() {
+            return Err(CliError::usage(format!(
+                "{}: no [keystore] table here: kmskit serve serves the tool's own keystore (--keystore)",
+                path.display()
+            )));
+        }
+        for k in cfg.access_keys().map_err(|e| server_err(&e))? {
+            b = b.access_key(k);
+        }
+        if let Some(h) = &cfg.host_id {
+            b = b.host_id(h.clone());
+        }
+        if let Some(s) = cfg.max_skew_secs {
+            b = b.max_skew_secs(s);
+        }
+        if let Some(m) = cfg.max_body_bytes {
+            b = b.max_body(m);
+        }
+        if let Some(r) = cfg.rate_limit {
+            b = b.rate_limit(r.requests_per_second, r.burst.unwrap_or(r.requests_per_second));
+        }
+        if let Some(p) = &cfg.proxy {
+            b = b.trusted_proxy(p.header.clone(), p.trusted.clone());
+        }
+        if let Some(tls) = cfg.tls_config().map_err(|e| server_err(&e))? {
+            b = b.tls(tls);
+        }
+        bind = cfg.bind;
+    }
+    let bind = a.bind.unwrap_or(bind);
+    let server = b.build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| server_err(&e))?;
+    rt.block_on(async {
+        let running = server
+            .bind(bind)
+            .await
+            .map_err(|e| CliError::new("Cli.Server", format!("cannot bind {bind}: {e}")))?;
+        let addr = running
+            .local_addr()
+            .ok_or_else(|| CliError::new("Cli.Server", "no local address"))?;
+        eprintln!("kmskit serve: listening on http://{addr}");
+        if let Some(pf) = &a.port_file {
+            let tmp = pf.with_extension("tmp");
+            fs::write(&tmp, format!("{}\n", addr.port())).map_err(|e| CliError::io(&tmp, e))?;
+            fs::rename(&tmp, pf).map_err(|e| CliError::io(pf, e))?;
+        }
+        let handle = running.shutdown_handle();
+        drop(tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            handle.shutdown();
+        }));
+        running.wait().await;
+        Ok(())
+    })
 }
 
 struct Cx<'a> {

@@ -520,3 +520,91 @@ fn audit_trail_lookup_verify_and_usage() {
     let err = fails(d, &["audit", "verify"], 1);
     assert!(err.starts_with("error: Audit.ChainBroken: "), "{err}");
 }
+
+/// Kills the child when dropped, so a failed assertion leaves no server behind.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_dev_answers_a_signed_call_over_the_tools_keystore() {
+    use kmskit_server::client::{Client, SignatureVersion};
+    use kmskit_server::sign::AccessKeySecret;
+
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let port_file = t.path().join("serve.port");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kmskit"))
+        .env("KMSKIT_DATA_DIR", &data)
+        .env_remove("KMSKIT_ROOT_KEY")
+        .env_remove("KMSKIT_ROOT_KEY_FILE")
+        .env_remove("KMSKIT_KEYSTORE")
+        .env("KMSKIT_DEV_ACCESS_KEY_ID", "LTAIclitest")
+        .env("KMSKIT_DEV_ACCESS_KEY_SECRET", "cli-test-secret")
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let mut port = None;
+    for _ in 0..300 {
+        if let Ok(s) = std::fs::read_to_string(&port_file) {
+            port = s.trim().parse::<u16>().ok();
+            if port.is_some() {
+                break;
+            }
+        }
+        assert!(child.0.try_wait().unwrap().is_none(), "kmskit serve exited early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let port = port.expect("kmskit serve wrote its port");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key_id = rt.block_on(async {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut c = Client::connect(
+            addr,
+            "LTAIclitest",
+            AccessKeySecret::new("cli-test-secret"),
+            SignatureVersion::V3,
+        )
+        .await
+        .unwrap();
+        let r = c
+            .call("CreateKey", &[("Description", "made over HTTP")])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned()
+    });
+    drop(child);
+
+    // The key is in the tool's own keystore.
+    let d = json(&data, &["key", "describe", &key_id]);
+    assert_eq!(d["Description"], "made over HTTP");
+}
+
+#[test]
+fn serve_needs_dev_or_a_config_without_a_keystore_table() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let err = fails(&data, &["serve"], 2);
+    assert!(err.contains("--config"), "{err}");
+    let cfg = t.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        "bind = \"127.0.0.1:0\"\n[keystore]\ndir = \"/nowhere\"\nroot_key_env = \"X\"\n",
+    )
+    .unwrap();
+    let err = fails(&data, &["serve", "--config", cfg.to_str().unwrap()], 2);
+    assert!(err.contains("[keystore]"), "{err}");
+}

@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use kmskit_core::key::KeyVersion;
 use kmskit_core::provider::{AliasInfo, KeyFilter, Page};
+use kmskit_core::rotate::{RotationPolicy, Rotator};
 use kmskit_core::{
     AliasName, Caller, CiphertextBlob, CreateKey, DataKeyLength, DataKeySpec, EncryptionContext, KeyProvider,
     KeyRef, KeyVersionId, ListKeys, PageRequest, Tag,
@@ -43,9 +44,29 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "ListTagResources",
 ];
 
+/// The actions served only when the server has a [`Rotator`] (`ServerBuilder::rotator`); without one
+/// they get `InvalidAction.NotFound`.
+pub const ROTATION_ACTIONS: &[&str] = &["CreateKeyVersion", "UpdateRotationPolicy"];
+
 /// Whether `action` is one of [`SUPPORTED_ACTIONS`].
 pub fn is_supported(action: &str) -> bool {
     SUPPORTED_ACTIONS.contains(&action)
+}
+
+/// Whether `action` is one of [`ROTATION_ACTIONS`].
+pub fn is_rotation(action: &str) -> bool {
+    ROTATION_ACTIONS.contains(&action)
+}
+
+/// The policy of `EnableAutomaticRotation` + `RotationInterval` (required when enabling; `7d`, `604800s`).
+fn rotation_policy(p: &Params, enabled: bool) -> Result<RotationPolicy, ApiError> {
+    if !enabled {
+        return Ok(RotationPolicy::disabled());
+    }
+    match p.get("RotationInterval") {
+        None | Some("") => Err(ApiError::missing("RotationInterval")),
+        Some(s) => Ok(RotationPolicy::parse_interval(s)?),
+    }
 }
 
 fn key_ref(p: &Params, name: &'static str) -> Result<KeyRef, ApiError> {
@@ -244,6 +265,21 @@ pub async fn dispatch(
     action: &str,
     p: &Params,
 ) -> Result<Value, ApiError> {
+    dispatch_with(provider, None, caller, action, p).await
+}
+
+/// As [`dispatch`], and with a `rotator` also the [`ROTATION_ACTIONS`] (`CreateKeyVersion`,
+/// `UpdateRotationPolicy`) and CreateKey's `EnableAutomaticRotation`.
+///
+/// # Errors
+/// As [`dispatch`]; `InvalidAction.NotFound` for a rotation action without a rotator.
+pub async fn dispatch_with(
+    provider: &dyn KeyProvider,
+    rotator: Option<&dyn Rotator>,
+    caller: &Caller,
+    action: &str,
+    p: &Params,
+) -> Result<Value, ApiError> {
     let v = match action {
         "CreateKey" => {
             let mut req = CreateKey::new(p.get("Description").unwrap_or(""));
@@ -269,16 +305,25 @@ pub async fn dispatch(
                     )
                 })?);
             }
-            if p.opt_bool("EnableAutomaticRotation")? == Some(true) {
-                return Err(kmskit_core::Error::Unsupported(
-                    "automatic rotation is not offered by this provider".into(),
-                )
-                .into());
-            }
+            let policy = match (p.opt_bool("EnableAutomaticRotation")? == Some(true), rotator) {
+                (false, _) => None,
+                (true, Some(r)) => Some((r, rotation_policy(p, true)?)),
+                (true, None) => {
+                    return Err(kmskit_core::Error::Unsupported(
+                        "automatic rotation is not offered by this provider".into(),
+                    )
+                    .into());
+                }
+            };
             for t in tags_json(p, "Tags")? {
                 req = req.tag(t);
             }
-            let meta = provider.create_key(caller, req).await?;
+            let mut meta = provider.create_key(caller, req).await?;
+            if let Some((r, policy)) = policy {
+                let key = KeyRef::Id(meta.key_id.clone());
+                r.set_rotation_policy(caller, &key, policy).await?;
+                meta = provider.describe_key(caller, &key).await?;
+            }
             json!({ "KeyMetadata": to_value(&meta)? })
         }
         "DescribeKey" => {
@@ -564,6 +609,18 @@ pub async fn dispatch(
             };
             let page: Vec<Value> = rows.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
             json!({ "TagResources": { "TagResource": page }, "NextToken": next })
+        }
+        "CreateKeyVersion" => {
+            let r = rotator.ok_or_else(ApiError::unknown_action)?;
+            let kv = r.rotate(caller, &key_ref(p, "KeyId")?).await?;
+            json!({ "KeyVersion": to_value(&kv)? })
+        }
+        "UpdateRotationPolicy" => {
+            let r = rotator.ok_or_else(ApiError::unknown_action)?;
+            let key = key_ref(p, "KeyId")?;
+            let policy = rotation_policy(p, p.required_bool("EnableAutomaticRotation")?)?;
+            r.set_rotation_policy(caller, &key, policy).await?;
+            json!({})
         }
         _ => return Err(ApiError::unknown_action()),
     };

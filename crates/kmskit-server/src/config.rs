@@ -42,7 +42,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::actions::is_supported;
+use crate::actions::{is_rotation, is_supported};
 use crate::auth::AccessKey;
 use crate::sign::AccessKeySecret;
 
@@ -266,7 +266,7 @@ impl Config {
                 return Err(self.err(span, format!("access key {:?} is configured twice", a.id)));
             }
             for act in &a.actions {
-                if act != "*" && !is_supported(act) {
+                if act != "*" && !is_supported(act) && !is_rotation(act) {
                     return Err(self.err(span, format!("access key {:?}: unknown action {act:?}", a.id)));
                 }
             }

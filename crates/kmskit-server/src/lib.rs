@@ -9,7 +9,9 @@
 //!   timestamps within ±15 minutes; a `SignatureNonce` seen inside that window is refused.
 //! - Every action of the API spec that the provider offers ([`actions::SUPPORTED_ACTIONS`]); others
 //!   answer `InvalidAction.NotFound`. Errors carry the spec's code and HTTP status; a client mistake is
-//!   never a 500.
+//!   never a 500. Given a [`Rotator`](kmskit_core::Rotator) ([`ServerBuilder::rotator`]; the binary
+//!   passes its file keystore), also `CreateKeyVersion`, `UpdateRotationPolicy` and CreateKey's
+//!   `EnableAutomaticRotation` ([`actions::ROTATION_ACTIONS`]).
 //! - Access keys map to principals (the [`Caller`](kmskit_core::Caller) of every provider call, with the
 //!   real peer address or a trusted proxy's header); per-principal rate limits answer `Throttling`.
 //! - `/healthz`, graceful shutdown, optional TLS (rustls), one access-log line per request (`tracing`

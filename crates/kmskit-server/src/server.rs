@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kmskit_core::{Caller, Clock, ErrorCode, KeyProvider, SystemClock};
+use kmskit_core::{Caller, Clock, ErrorCode, KeyProvider, Rotator, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,6 +58,7 @@ pub struct Peer {
 /// Builds a [`Server`].
 pub struct ServerBuilder {
     provider: Option<Arc<dyn KeyProvider>>,
+    rotator: Option<Arc<dyn Rotator>>,
     keys: Vec<AccessKey>,
     host_id: String,
     max_skew_secs: u64,
@@ -74,6 +75,7 @@ impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("provider", &self.provider)
+            .field("rotator", &self.rotator)
             .field("keys", &self.keys)
             .field("host_id", &self.host_id)
             .field("max_skew_secs", &self.max_skew_secs)
@@ -89,6 +91,27 @@ impl ServerBuilder {
     #[must_use]
     pub fn provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
         self.provider = Some(provider);
+        self
+    }
+
+    /// Rotation (optional): with it the server also answers `CreateKeyVersion`, `UpdateRotationPolicy`
+    /// and CreateKey's `EnableAutomaticRotation`; without it those are `InvalidAction.NotFound` (and
+    /// `Rejected.UnsupportedOperation` for CreateKey). Usually the same engine as the provider:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use kmskit_core::{KeyProvider, Rotator};
+    /// # use kmskit_memory::{MemoryKms, MemoryKmsExt};
+    /// let kms = Arc::new(MemoryKms::new_memory());
+    /// let server = kmskit_server::Server::builder()
+    ///     .provider(kms.clone() as Arc<dyn KeyProvider>)
+    ///     .rotator(kms as Arc<dyn Rotator>)
+    ///     .build();
+    /// assert!(server.is_ok());
+    /// ```
+    #[must_use]
+    pub fn rotator(mut self, rotator: Arc<dyn Rotator>) -> Self {
+        self.rotator = Some(rotator);
         self
     }
 
@@ -186,6 +209,7 @@ impl ServerBuilder {
         Ok(Server {
             inner: Arc::new(Inner {
                 provider,
+                rotator: self.rotator,
                 keys,
                 host_id: self.host_id,
                 max_skew_secs: self.max_skew_secs,
@@ -205,6 +229,7 @@ impl ServerBuilder {
 
 struct Inner {
     provider: Arc<dyn KeyProvider>,
+    rotator: Option<Arc<dyn Rotator>>,
     keys: HashMap<String, AccessKey>,
     host_id: String,
     max_skew_secs: u64,
@@ -229,6 +254,7 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("provider", &self.inner.provider)
+            .field("rotator", &self.inner.rotator.is_some())
             .field("access_keys", &self.inner.keys.len())
             .field("host_id", &self.inner.host_id)
             .field("tls", &self.inner.tls.is_some())
@@ -247,6 +273,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             provider: None,
+            rotator: None,
             keys: Vec::new(),
             host_id: "kms.kmskit.local".to_owned(),
             max_skew_secs: DEFAULT_MAX_SKEW_SECS,
@@ -404,7 +431,9 @@ impl Server {
                 ));
             }
         }
-        if !actions::is_supported(&rpc.action) {
+        let served = actions::is_supported(&rpc.action)
+            || (self.inner.rotator.is_some() && actions::is_rotation(&rpc.action));
+        if !served {
             return Err(ApiError::unknown_action());
         }
         if !key.allows(&rpc.action) {
@@ -420,7 +449,14 @@ impl Server {
             .with_source_ip(self.source_ip(req, peer.addr))
             .with_request_id(request_id)
             .with_secure_transport(peer.secure);
-        let value = actions::dispatch(self.inner.provider.as_ref(), &caller, &rpc.action, &rpc.params).await;
+        let value = actions::dispatch_with(
+            self.inner.provider.as_ref(),
+            self.inner.rotator.as_deref(),
+            &caller,
+            &rpc.action,
+            &rpc.params,
+        )
+        .await;
         if let Err(e) = &value {
             if e.status() >= 500 {
                 tracing::warn!(request_id, action = %rpc.action, error = %e, "provider failure");

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kmskit_core::{KeyProvider, KmsConfig};
+use kmskit_core::{KeyProvider, KmsConfig, Rotator};
 use kmskit_file::{FileKms, FileKmsExt, FileStore, RootKey};
 use kmskit_server::config::Config;
 use kmskit_server::sign::{AccessKeySecret, new_nonce};
@@ -85,7 +85,7 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
                 p
             }
         };
-        let provider: Arc<dyn KeyProvider> = Arc::new(FileKms::open_dir(&dir, &RootKey::generate())?);
+        let kms = Arc::new(FileKms::open_dir(&dir, &RootKey::generate())?);
         let (id, secret, generated) = match (
             std::env::var("KMSKIT_DEV_ACCESS_KEY_ID"),
             std::env::var("KMSKIT_DEV_ACCESS_KEY_SECRET"),
@@ -109,7 +109,8 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
         }
         eprintln!("==================================================================================");
         let b = Server::builder()
-            .provider(provider)
+            .provider(kms.clone() as Arc<dyn KeyProvider>)
+            .rotator(kms as Arc<dyn Rotator>)
             .host_id("kms.kmskit.dev")
             .access_key(AccessKey::new(id, AccessKeySecret::new(secret), "dev-admin"));
         (
@@ -144,8 +145,10 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
             kcfg = kcfg.account(a.clone())?;
         }
         let store = FileStore::open(&ks.dir, &root)?;
-        let provider: Arc<dyn KeyProvider> = Arc::new(FileKms::with_store_config(store, kcfg)?);
-        let mut b = Server::builder().provider(provider);
+        let kms = Arc::new(FileKms::with_store_config(store, kcfg)?);
+        let mut b = Server::builder()
+            .provider(kms.clone() as Arc<dyn KeyProvider>)
+            .rotator(kms as Arc<dyn Rotator>);
         for k in cfg.access_keys()? {
             b = b.access_key(k);
         }

@@ -27,13 +27,17 @@ import aliyunsdkcore.utils.parameter_helper as legacy_helper  # noqa: E402
 from aliyunsdkkms.request.v20160120 import (  # noqa: E402
     CreateAliasRequest,
     CreateKeyRequest,
+    CreateKeyVersionRequest,
     DecryptRequest,
     DescribeKeyRequest,
+    DescribeKeyVersionRequest,
     DisableKeyRequest,
     EncryptRequest,
     GenerateDataKeyRequest,
     ListAliasesRequest,
     ListKeysRequest,
+    ListKeyVersionsRequest,
+    UpdateRotationPolicyRequest,
 )
 
 from alibabacloud_kms20160120.client import Client as TeaKmsClient  # noqa: E402
@@ -136,6 +140,31 @@ class Legacy:
         r.set_KeyId(key_id)
         return self._do(r)
 
+    def create_key_version(self, key_id):
+        r = CreateKeyVersionRequest.CreateKeyVersionRequest()
+        r.set_KeyId(key_id)
+        return self._do(r)["KeyVersion"]
+
+    def update_rotation_policy(self, key_id, enable, interval=None):
+        r = UpdateRotationPolicyRequest.UpdateRotationPolicyRequest()
+        r.set_KeyId(key_id)
+        r.set_EnableAutomaticRotation(enable)
+        if interval is not None:
+            r.set_RotationInterval(interval)
+        return self._do(r)
+
+    def list_key_versions(self, key_id):
+        r = ListKeyVersionsRequest.ListKeyVersionsRequest()
+        r.set_KeyId(key_id)
+        r.set_PageSize(100)
+        return self._do(r)
+
+    def describe_key_version(self, key_id, version_id):
+        r = DescribeKeyVersionRequest.DescribeKeyVersionRequest()
+        r.set_KeyId(key_id)
+        r.set_KeyVersionId(version_id)
+        return self._do(r)["KeyVersion"]
+
     @staticmethod
     def fixed_nonce(nonce):
         legacy_helper.get_uuid = lambda: nonce
@@ -201,6 +230,26 @@ class Tea:
     def disable_key(self, key_id):
         return self._do(self.client.disable_key, tea_models.DisableKeyRequest(key_id=key_id))
 
+    def create_key_version(self, key_id):
+        return self._do(self.client.create_key_version, tea_models.CreateKeyVersionRequest(key_id=key_id))["KeyVersion"]
+
+    def update_rotation_policy(self, key_id, enable, interval=None):
+        return self._do(
+            self.client.update_rotation_policy,
+            tea_models.UpdateRotationPolicyRequest(
+                key_id=key_id, enable_automatic_rotation=enable, rotation_interval=interval
+            ),
+        )
+
+    def list_key_versions(self, key_id):
+        return self._do(self.client.list_key_versions, tea_models.ListKeyVersionsRequest(key_id=key_id, page_size=100))
+
+    def describe_key_version(self, key_id, version_id):
+        return self._do(
+            self.client.describe_key_version,
+            tea_models.DescribeKeyVersionRequest(key_id=key_id, key_version_id=version_id),
+        )["KeyVersion"]
+
     @staticmethod
     def fixed_nonce(nonce):
         TeaUtils.get_nonce = staticmethod(lambda: nonce)
@@ -260,6 +309,8 @@ def scenario(sdk, tag):
     expect_error(lambda: sdk.describe_key("00000000-0000-4000-8000-000000000000"), "Forbidden.KeyNotFound", 404,
                  f"{n}: unknown key is Forbidden.KeyNotFound")
 
+    rotation(sdk, key_id, enc["CiphertextBlob"], dk, ctx)
+
     sdk.disable_key(key_id)
     expect_error(lambda: sdk.encrypt(key_id, "Hello KMS"), "Rejected.Disabled", 409,
                  f"{n}: Encrypt on a disabled key raises Rejected.Disabled")
@@ -272,6 +323,44 @@ def scenario(sdk, tag):
         expect_error(lambda: sdk.list_keys(), "SignatureNonceUsed", 400, f"{n}: a replayed nonce is refused")
     finally:
         restore_nonces()
+
+
+def rotation(sdk, key_id, old_blob, old_dk, ctx):
+    """CreateKeyVersion, UpdateRotationPolicy, ListKeyVersions, DescribeKeyVersion; old ciphertexts still decrypt."""
+    n = sdk.name
+    v1 = sdk.describe_key(key_id)["PrimaryKeyVersion"]
+    kv = sdk.create_key_version(key_id)
+    v2 = kv["KeyVersionId"]
+    ok(kv["KeyId"] == key_id and v2 and v2 != v1 and kv["CreationDate"], f"{n}: CreateKeyVersion makes a new version")
+    d = sdk.describe_key(key_id)
+    ok(d["PrimaryKeyVersion"] == v2 and d.get("LastRotationDate"), f"{n}: DescribeKey shows the new primary version",
+       str(d))
+    versions = sdk.list_key_versions(key_id)
+    ids = [v["KeyVersionId"] for v in versions["KeyVersions"]["KeyVersion"]]
+    ok(versions["TotalCount"] == 2 and set(ids) == {v1, v2}, f"{n}: ListKeyVersions lists both versions", str(versions))
+    ok(sdk.describe_key_version(key_id, v1)["KeyVersionId"] == v1, f"{n}: DescribeKeyVersion of the old version")
+    expect_error(lambda: sdk.describe_key_version(key_id, "00000000-0000-4000-8000-000000000000"),
+                 "Forbidden.KeyVersionNotFound", 404, f"{n}: unknown version is Forbidden.KeyVersionNotFound")
+
+    old = sdk.decrypt(old_blob)
+    ok(old["Plaintext"] == "Hello KMS" and old["KeyVersionId"] == v1, f"{n}: a ciphertext of the old version decrypts")
+    back = sdk.decrypt(old_dk["CiphertextBlob"], ctx)
+    ok(back["Plaintext"] == old_dk["Plaintext"], f"{n}: an old data key decrypts")
+    new = sdk.encrypt(key_id, "after rotation")
+    ok(new["KeyVersionId"] == v2 and sdk.decrypt(new["CiphertextBlob"])["Plaintext"] == "after rotation",
+       f"{n}: Encrypt uses the new primary version")
+
+    sdk.update_rotation_policy(key_id, True, "7d")
+    d = sdk.describe_key(key_id)
+    ok(d["AutomaticRotation"] == "Enabled" and d["RotationInterval"] == "604800s" and d.get("NextRotationDate"),
+       f"{n}: UpdateRotationPolicy 7d is shown as 604800s with a NextRotationDate", str(d))
+    sdk.update_rotation_policy(key_id, True, "31536000s")
+    ok(sdk.describe_key(key_id)["RotationInterval"] == "31536000s", f"{n}: UpdateRotationPolicy 31536000s")
+    expect_error(lambda: sdk.update_rotation_policy(key_id, True, "1d"), "InvalidParameter", 400,
+                 f"{n}: a rotation interval under 7 days is refused")
+    sdk.update_rotation_policy(key_id, False)
+    d = sdk.describe_key(key_id)
+    ok(d["AutomaticRotation"] == "Disabled" and not d.get("RotationInterval"), f"{n}: UpdateRotationPolicy off", str(d))
 
 
 def wrong_secret(sdk_cls_and_args):
