@@ -61,3 +61,10 @@ pub use kmskit_pkcs11::{Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, Pkcs11Store}
 /// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
 #[cfg(feature = "stream")]
 pub use kmskit_stream as stream;
+
+/// Remote providers (kmskit-remote): keys in a real KMS behind the same `KeyProvider` trait.
+#[cfg(feature = "aws")]
+pub use kmskit_remote as remote;
+
+#[cfg(feature = "aws")]
+pub use kmskit_remote::{AwsKms, AwsKmsBuilder, RetryPolicy};
