@@ -140,6 +140,27 @@ pub(crate) enum KeyCommand {
         /// Key id, alias or ARN.
         key: String,
     },
+    /// Rotate a key now (CreateKeyVersion): a new primary version encrypts from now on; older versions
+    /// still decrypt. Prints the new version.
+    ///
+    /// Example: kmskit key rotate alias/orders
+    Rotate {
+        /// Key id, alias or ARN.
+        key: String,
+    },
+    /// Turn automatic rotation on (`--interval 30d`, 7–365 days) or off (`--disable`).
+    ///
+    /// Example: kmskit key set-rotation alias/orders --interval 90d
+    SetRotation {
+        /// Key id, alias or ARN.
+        key: String,
+        /// The rotation interval: `<number><d|h|m|s>`, 7 to 365 days (`7d` == `604800s`).
+        #[arg(long, required_unless_present = "disable", conflicts_with = "disable")]
+        interval: Option<String>,
+        /// Turn automatic rotation off.
+        #[arg(long)]
+        disable: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

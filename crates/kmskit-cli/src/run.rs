@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
 use kmskit::{
     AliasName, Caller, CiphertextBlob, CreateKey, DataKeyLength, DataKeySpec, EncryptionContext, FileKms,
-    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, Tag, block_on,
+    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, RotationPolicy, Rotator, Tag, block_on,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -142,6 +142,37 @@ impl Cx<'_> {
                 let k = key_ref(&key)?;
                 block_on(self.kms.cancel_key_deletion(self.caller, &k))?;
                 self.state_changed(&k)
+            }
+            KeyCommand::Rotate { key } => {
+                let k = key_ref(&key)?;
+                let version = block_on(self.kms.rotate(self.caller, &k))?;
+                self.printer.object(to_json(&version)?)
+            }
+            KeyCommand::SetRotation {
+                key,
+                interval,
+                disable,
+            } => {
+                let k = key_ref(&key)?;
+                let policy = match (interval, disable) {
+                    (Some(i), false) => RotationPolicy::parse_interval(&i)?,
+                    _ => RotationPolicy::disabled(),
+                };
+                block_on(self.kms.set_rotation_policy(self.caller, &k, policy))?;
+                let mut v = self.describe(&k)?;
+                if let Value::Object(m) = &mut v {
+                    m.retain(|k, _| {
+                        matches!(
+                            k.as_str(),
+                            "KeyId"
+                                | "AutomaticRotation"
+                                | "RotationInterval"
+                                | "LastRotationDate"
+                                | "NextRotationDate"
+                        )
+                    });
+                }
+                self.printer.object(v)
             }
         }
     }

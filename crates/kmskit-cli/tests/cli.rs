@@ -399,3 +399,46 @@ fn root_key_sources_and_failures() {
     // Usage errors exit 2.
     kmskit(&d).args(["key", "frobnicate"]).assert().code(2);
 }
+
+#[test]
+fn rotation_keeps_old_ciphertexts_and_sets_the_policy() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let id = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    let encrypt = |d: &Path| {
+        kmskit(d)
+            .args(["encrypt", "--key", &id])
+            .write_stdin("generation")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let old = encrypt(d);
+    let v2 = json(d, &["key", "rotate", &id]);
+    assert_eq!(v2["KeyId"], id.as_str());
+    let v2_id = v2["KeyVersionId"].as_str().expect("KeyVersionId").to_owned();
+    let new = encrypt(d);
+    for blob in [old, new] {
+        let out = kmskit(d).arg("decrypt").write_stdin(blob).assert().success();
+        assert_eq!(out.get_output().stdout, b"generation");
+    }
+    let meta = json(d, &["key", "describe", &id]);
+    assert_eq!(meta["PrimaryKeyVersion"], v2_id.as_str(), "{meta}");
+
+    let p = json(d, &["key", "set-rotation", &id, "--interval", "30d"]);
+    assert_eq!(p["AutomaticRotation"], "Enabled", "{p}");
+    assert_eq!(p["RotationInterval"], "2592000s", "{p}");
+    assert!(
+        p["NextRotationDate"].as_str().is_some_and(|s| !s.is_empty()),
+        "{p}"
+    );
+    let p = json(d, &["key", "set-rotation", &id, "--disable"]);
+    assert_eq!(p["AutomaticRotation"], "Disabled", "{p}");
+
+    let err = fails(d, &["key", "set-rotation", &id, "--interval", "3d"], 1);
+    assert!(err.starts_with("error: InvalidParameter"), "{err}");
+    let err = fails(d, &["key", "set-rotation", &id], 2);
+    assert!(err.contains("--interval"), "{err}");
+}
