@@ -1,6 +1,8 @@
 //! Remote [`KeyProvider`](kmskit_core::KeyProvider)s for kmskit: keys in a real KMS behind the same
 //! trait as the local engines, so `Envelope`, the data-key cache and the stream crate work unchanged.
 //!
+//! - [`AliyunKms`] (feature `aliyun`): Alibaba Cloud KMS, or a kmskit-server, over the RPC API with V2
+//!   (HMAC-SHA1) signatures from kmskit-server's shared `sign` module.
 //! - [`AwsKms`] (feature `aws`): AWS KMS through the official `aws-sdk-kms` crate.
 //!
 //! Every provider retries throttling, 5xx answers and transport failures with jittered exponential
@@ -31,6 +33,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aliyun")]
+mod aliyun;
 #[cfg(feature = "aws")]
 mod aws;
 mod retry;
@@ -38,3 +42,6 @@ mod retry;
 #[cfg(feature = "aws")]
 pub use aws::{AWS_MAX_PENDING_WINDOW_DAYS, AWS_MAX_PLAINTEXT, AwsKms, AwsKmsBuilder};
 pub use retry::RetryPolicy;
+
+#[cfg(feature = "aliyun")]
+pub use aliyun::{AliyunKms, AliyunKmsBuilder, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN};
