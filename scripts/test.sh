@@ -302,6 +302,12 @@ for pid in "$dev_pid" "$cfg_pid"; do
 done
 unset KMSKIT_INTEROP_READER_SECRET
 
+# remote_envelope: kmskit-server in-process on an ephemeral 127.0.0.1 port, AliyunKms envelope-encrypts a
+# file through it, another replica opens it.
+out=$(cargo run --locked --quiet --example remote_envelope)
+echo "$out"
+grep -q "opened by another replica: identical" <<<"$out" || { echo "remote_envelope: the file did not round-trip through AliyunKms" >&2; exit 1; }
+
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked --quiet
 

@@ -63,8 +63,14 @@ pub use kmskit_pkcs11::{Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, Pkcs11Store}
 pub use kmskit_stream as stream;
 
 /// Remote providers (kmskit-remote): keys in a real KMS behind the same `KeyProvider` trait.
-#[cfg(feature = "aws")]
+#[cfg(any(feature = "aws", feature = "aliyun"))]
 pub use kmskit_remote as remote;
 
+#[cfg(any(feature = "aws", feature = "aliyun"))]
+pub use kmskit_remote::RetryPolicy;
+
 #[cfg(feature = "aws")]
-pub use kmskit_remote::{AwsKms, AwsKmsBuilder, RetryPolicy};
+pub use kmskit_remote::{AwsKms, AwsKmsBuilder};
+
+#[cfg(feature = "aliyun")]
+pub use kmskit_remote::{AliyunKms, AliyunKmsBuilder};
