@@ -4,14 +4,14 @@
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kmskit_core::{Caller, ErrorCode, KeyId, KeyProvider, KeyRef};
 use kmskit_remote::{AwsKms, RetryPolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+mod support;
+use support::scripted;
 
 const KEY: &str = "0b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3";
 
@@ -19,63 +19,6 @@ fn describe_ok() -> String {
     format!(
         r#"{{"KeyMetadata":{{"KeyId":"{KEY}","Arn":"arn:aws:kms:us-east-1:111122223333:key/{KEY}","AWSAccountId":"111122223333","CreationDate":1700000000.0,"Enabled":true,"Description":"","KeyUsage":"ENCRYPT_DECRYPT","KeyState":"Enabled","Origin":"AWS_KMS","KeyManager":"CUSTOMER","KeySpec":"SYMMETRIC_DEFAULT"}}}}"#
     )
-}
-
-/// Serves `script` (status, body) one answer per request, then keeps answering the last one; counts
-/// requests.
-async fn scripted(script: Vec<(u16, String)>) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let served = count.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let served = served.clone();
-            let script = script.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut tmp = [0u8; 4096];
-                loop {
-                    // Read one request: headers, then Content-Length bytes of body.
-                    let (head_end, len) = loop {
-                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
-                            let len = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .unwrap_or(0);
-                            break (p + 4, len);
-                        }
-                        match sock.read(&mut tmp).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                        }
-                    };
-                    while buf.len() < head_end + len {
-                        match sock.read(&mut tmp).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                        }
-                    }
-                    buf.drain(..head_end + len);
-                    let i = served.fetch_add(1, Ordering::SeqCst);
-                    let (status, body) = &script[i.min(script.len() - 1)];
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if sock.write_all(resp.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, count)
 }
 
 async fn client(url: &str, attempts: u32) -> AwsKms {
