@@ -36,6 +36,10 @@
 //! - `pkcs11`: [`kmskit-pkcs11`](https://docs.rs/kmskit-pkcs11), keys that never leave a hardware
 //!   security module: `Pkcs11Kms`, `Pkcs11Store`, `Pkcs11Config`, `Pin` (and the whole crate as
 //!   `kmskit::pkcs11`).
+//! - `aliyun`: [`kmskit-remote`](https://docs.rs/kmskit-remote)'s `AliyunKms`, keys in Alibaba Cloud KMS
+//!   or a kmskit-server (the whole crate as `kmskit::remote`).
+//! - `aws`: [`kmskit-remote`](https://docs.rs/kmskit-remote)'s `AwsKms`, keys in AWS KMS through
+//!   aws-sdk-kms.
 //! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
 //!
 //! Envelope encryption with a data-key cache is in [`envelope`]; key rotation (CreateKeyVersion,
