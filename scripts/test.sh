@@ -226,6 +226,19 @@ grep -q "old generation 1 ciphertext fails: Rejected.KeyVersionRetired (HTTP 409
 out=$(cargo run --locked --quiet --example db_field_encryption)
 echo "$out"
 grep -q "via the blind index: row 2, Han Meimei, phone +86 139 1234 5678" <<<"$out" || { echo "db_field_encryption: the blind-index lookup failed" >&2; exit 1; }
+# access_control: the role matrix (a CryptoUser encrypts, a SecurityAdmin and an Auditor may not) and
+# dual control (no self-approval; a second admin's approval runs the request).
+out=$(cargo run --locked --quiet --example access_control)
+echo "$out"
+grep -Eq "^Encrypt +deny +allow +deny$" <<<"$out" || { echo "access_control: unexpected Encrypt row" >&2; exit 1; }
+grep -Eq "^DisableKey +allow +deny +deny$" <<<"$out" || { echo "access_control: unexpected DisableKey row" >&2; exit 1; }
+grep -q "bob approves -> key is Disabled" <<<"$out" || { echo "access_control: dual control did not run" >&2; exit 1; }
+
+# audit: lookup of the last day's Encrypt/Decrypt events, then verify pinpoints the edited line 3.
+out=$(cargo run --locked --quiet --example audit)
+echo "$out"
+grep -q "lookup Encrypt/Decrypt in the last day: 7 events" <<<"$out" || { echo "audit: unexpected lookup" >&2; exit 1; }
+grep -Eq "verify after edit: .*jsonl:3 \(event 3\)" <<<"$out" || { echo "audit: verify did not name line 3" >&2; exit 1; }
 
 step "kmskit-server interop: the official Alibaba Cloud Python SDKs (V2 and V3 signatures)"
 # A private venv with both official SDKs, made once and reused (kept outside the clone).

@@ -80,6 +80,57 @@ pub(crate) enum Command {
     /// Encrypt files of any size (the kmskit-stream format: chunked, authenticated, parallel).
     #[command(subcommand)]
     File(FileCommand),
+    /// The keystore's audit trail: every call, hash-chained (reading it needs no root key).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Calls per key and action and key-months over a period, from the audit trail, with the estimated
+    /// cost at the model service's prices (¥0.1 per 10,000 calls, ¥15 per key-month).
+    ///
+    /// Example: kmskit usage --since 30d
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Find events by action, time, key and principal.
+    ///
+    /// Example: kmskit audit lookup --action Encrypt,Decrypt --since 1d
+    Lookup {
+        /// Action names, comma separated (any of); all actions when absent.
+        #[arg(long = "action", value_delimiter = ',', value_name = "ACTIONS")]
+        actions: Vec<String>,
+        /// Only events this recent: `<number><w|d|h|m|s>`, e.g. `1d`.
+        #[arg(long, value_name = "AGE")]
+        since: Option<String>,
+        /// Only events on this key id.
+        #[arg(long, value_name = "KEY_ID")]
+        key: Option<String>,
+        /// Only events by this principal.
+        #[arg(long)]
+        principal: Option<String>,
+        /// At most this many events (the newest).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Check the hash chain: every event present, in order and unedited since it was written; names
+    /// the first bad event (exit status 1).
+    ///
+    /// Example: kmskit audit verify
+    Verify,
+}
+
+/// Arguments of `kmskit usage`.
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// The period: `<number><w|d|h|m|s>` back from now.
+    #[arg(long, default_value = "30d", value_name = "AGE")]
+    pub(crate) since: String,
+    /// Yuan per 10,000 calls.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) price_per_10k_calls: f64,
+    /// Yuan per key per month (30 days).
+    #[arg(long, default_value_t = 15.0)]
+    pub(crate) price_per_key_month: f64,
 }
 
 #[derive(Debug, Subcommand)]

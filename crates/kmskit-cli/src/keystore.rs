@@ -4,7 +4,11 @@ use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use kmskit::{FileKms, FileKmsExt, RootKey};
+use std::sync::Arc;
+
+use kmskit::audit::{AuditLog, AuditSink, Durability, FileSink};
+use kmskit::governance::Governance;
+use kmskit::{FileKms, FileKmsExt, FileStore, KmsConfig, RootKey};
 
 use crate::cli::Cli;
 use crate::error::CliError;
@@ -29,12 +33,39 @@ pub(crate) fn data_dir() -> Result<PathBuf, CliError> {
         })
 }
 
-/// Opens (creating on first use) the keystore the command line names.
+/// The audit trail's directory inside a keystore directory (the file store ignores it).
+pub(crate) const AUDIT_DIR: &str = "audit";
+
+/// Opens (creating on first use) the keystore the command line names, with its audit trail on.
 pub(crate) fn open(cli: &Cli) -> Result<FileKms, CliError> {
+    Ok(open_audited(cli)?.0)
+}
+
+/// Opens the keystore the command line names with every call audited (hash-chained JSON lines in
+/// `<keystore>/audit`, each event durable before the call returns); returns the audit log too.
+pub(crate) fn open_audited(cli: &Cli) -> Result<(FileKms, Arc<AuditLog>), CliError> {
     let data = data_dir()?;
-    let keystore = cli.keystore.clone().unwrap_or_else(|| data.join("keystore"));
+    let keystore = keystore_dir(cli)?;
     let root = root_key(cli, &data, &keystore)?;
-    Ok(FileKms::open_dir(&keystore, &root)?)
+    let store = FileStore::open(&keystore, &root)?;
+    let log = Arc::new(audit_log(&keystore)?);
+    let config = KmsConfig::new().governance(Arc::new(Governance::new().audit(log.clone())));
+    Ok((FileKms::with_store_config(store, config)?, log))
+}
+
+/// The audit log of the keystore in `keystore` (opened without the key store, so reading the trail
+/// needs no root key).
+pub(crate) fn audit_log(keystore: &Path) -> Result<AuditLog, CliError> {
+    let sink: Arc<dyn AuditSink> = Arc::new(FileSink::open(keystore.join(AUDIT_DIR))?);
+    Ok(AuditLog::new(vec![sink])?.durability(Durability::Sync))
+}
+
+/// The keystore directory the command line names.
+pub(crate) fn keystore_dir(cli: &Cli) -> Result<PathBuf, CliError> {
+    match &cli.keystore {
+        Some(k) => Ok(k.clone()),
+        None => Ok(data_dir()?.join("keystore")),
+    }
 }
 
 /// A keystore directory that holds nothing yet (a new keystore will be created in it).

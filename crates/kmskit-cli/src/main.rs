@@ -20,6 +20,7 @@
 //! leaves no output file.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod cli;
 mod error;
 mod keystore;

@@ -31,6 +31,10 @@ const MAX_PAGES: u32 = 10_000;
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
     let printer = Printer::new(cli.output, cli.fields.clone());
+    if let Command::Audit(c) = &cli.command {
+        return crate::audit::audit(&keystore::keystore_dir(&cli)?, c, &printer);
+    }
+    let keystore_dir = keystore::keystore_dir(&cli)?;
     let kms = keystore::open(&cli)?;
     let caller = Caller::local();
     let cx = Cx {
@@ -45,6 +49,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Decrypt(a) => cx.decrypt(&a.io, a.context.as_deref(), a.raw),
         Command::DataKey(c) => cx.data_key(c),
         Command::File(c) => cx.file(c),
+        Command::Audit(_) => Ok(()),
+        Command::Usage(a) => crate::audit::usage(&kms, &keystore_dir, &a, &printer),
     }
 }
 

@@ -442,3 +442,81 @@ fn rotation_keeps_old_ciphertexts_and_sets_the_policy() {
     let err = fails(d, &["key", "set-rotation", &id], 2);
     assert!(err.contains("--interval"), "{err}");
 }
+
+#[test]
+fn audit_trail_lookup_verify_and_usage() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let id = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    let mut blobs = Vec::new();
+    for _ in 0..3 {
+        let out = kmskit(d)
+            .args([
+                "encrypt",
+                "--key",
+                &id,
+                "--context",
+                r#"{"order":"secret-value-42"}"#,
+            ])
+            .write_stdin("audited plaintext")
+            .assert()
+            .success();
+        blobs.push(out.get_output().stdout.clone());
+    }
+    let out = kmskit(d)
+        .args(["decrypt", "--context", r#"{"order":"secret-value-42"}"#])
+        .write_stdin(blobs[0].clone())
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"audited plaintext");
+    // A failed call is audited too.
+    fails(d, &["encrypt", "--key", "alias/missing"], 1);
+
+    let ev = json(
+        d,
+        &["audit", "lookup", "--action", "Encrypt,Decrypt", "--since", "1d"],
+    );
+    let ev = ev.as_array().unwrap();
+    assert_eq!(ev.len(), 5, "{ev:?}");
+    let outcomes: Vec<&str> = ev.iter().map(|e| e["Outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["Success", "Success", "Success", "Success", "Failed"]);
+    assert_eq!(ev[0]["KeyId"], id.as_str());
+    assert_eq!(ev[0]["ContextKeys"][0], "order");
+    let only_key = json(d, &["audit", "lookup", "--key", &id, "--action", "Decrypt"]);
+    assert_eq!(only_key.as_array().unwrap().len(), 1);
+
+    // Neither plaintext nor context values reach the trail.
+    let audit_dir = d.join("keystore").join("audit");
+    let mut text = String::new();
+    for f in std::fs::read_dir(&audit_dir).unwrap() {
+        text += &std::fs::read_to_string(f.unwrap().path()).unwrap_or_default();
+    }
+    assert!(!text.is_empty());
+    assert!(!text.contains("audited plaintext") && !text.contains("secret-value-42"));
+
+    let v = json(d, &["audit", "verify"]);
+    assert_eq!(v["Verified"], true);
+    let events = v["Events"].as_u64().unwrap();
+    assert!(events >= 6, "{v}");
+
+    let u = json(d, &["usage", "--since", "1d"]);
+    assert_eq!(u["Keys"], 1);
+    assert!(u["TotalCalls"].as_u64().unwrap() >= 5, "{u}");
+    let rows = u["Calls"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["KeyId"] == id.as_str() && r["Action"] == "Encrypt" && r["Calls"] == 3),
+        "{u}"
+    );
+
+    // Edit one event: verify names it and fails.
+    let seg = std::fs::read_dir(&audit_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains("\"Encrypt\"")))
+        .expect("a segment with Encrypt events");
+    let s = std::fs::read_to_string(&seg).unwrap();
+    std::fs::write(&seg, s.replacen("\"Encrypt\"", "\"Decrypt\"", 1)).unwrap();
+    let err = fails(d, &["audit", "verify"], 1);
+    assert!(err.starts_with("error: Audit.ChainBroken: "), "{err}");
+}

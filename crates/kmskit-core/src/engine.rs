@@ -27,6 +27,7 @@ use crate::provider::{
 use crate::secret::{DataKey, SecretBytes};
 use crate::store::{AliasRecord, KeyRecord, KeyStore, MaterialId, VersionRecord, algorithm_for};
 
+mod governed;
 mod rotation;
 
 /// The most plaintext one Encrypt call takes (6 KiB, as the model service).
@@ -44,6 +45,7 @@ pub struct KmsConfig {
     region: String,
     account: String,
     clock: Arc<dyn Clock>,
+    governance: Arc<crate::governance::Governance>,
 }
 
 impl fmt::Debug for KmsConfig {
@@ -52,6 +54,7 @@ impl fmt::Debug for KmsConfig {
             .field("region", &self.region)
             .field("account", &self.account)
             .field("clock", &self.clock)
+            .field("governance", &self.governance)
             .finish()
     }
 }
@@ -62,6 +65,7 @@ impl Default for KmsConfig {
             region: "local".to_owned(),
             account: "0".to_owned(),
             clock: Arc::new(SystemClock),
+            governance: Arc::default(),
         }
     }
 }
@@ -98,6 +102,14 @@ impl KmsConfig {
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets what the engine enforces and records around every call: policies, audit, quotas, dual
+    /// control, usage prices (see [`Governance`](crate::governance::Governance)).
+    #[must_use]
+    pub fn governance(mut self, governance: Arc<crate::governance::Governance>) -> Self {
+        self.governance = governance;
         self
     }
 }
@@ -310,6 +322,7 @@ impl<S: KeyStore> Kms<S> {
             rec.revision += 1;
             self.store.save_key(&rec)?;
             self.write_state().insert(rec);
+            self.audit_state_change(crate::policy::Action::PurgeKey, &key_id);
             purged.push(key_id);
         }
         Ok(purged)
@@ -582,7 +595,7 @@ fn check_description(d: &str) -> Result<()> {
 }
 
 #[async_trait]
-impl<S: KeyStore> KeyProvider for Kms<S> {
+impl<S: KeyStore> governed::RawProvider for Kms<S> {
     async fn create_key(&self, caller: &Caller, req: CreateKey) -> Result<KeyMetadata> {
         check_description(&req.description)?;
         let spec = req.key_spec.unwrap_or(KeySpec::Aes256);

@@ -116,6 +116,8 @@ error_codes! {
     ServiceUnavailableTemporary => ("ServiceUnavailableTemporary", 503),
     /// The ciphertext's key version is below the key's minimum decryption version (kmskit's own code).
     KeyVersionRetired => ("Rejected.KeyVersionRetired", 409),
+    /// The call is held for dual control until a second principal approves it (kmskit's own code).
+    ApprovalRequired => ("Rejected.ApprovalRequired", 409),
 }
 
 impl fmt::Display for ErrorCode {
@@ -256,6 +258,14 @@ pub enum Error {
         /// The retired version.
         version: String,
     },
+    /// The call is held for dual control: a second, distinct principal must approve it.
+    #[error("{action} is held for approval by a second principal (approval id {approval_id})")]
+    ApprovalRequired {
+        /// The id to approve it with.
+        approval_id: String,
+        /// The action held.
+        action: String,
+    },
 }
 
 impl Error {
@@ -303,6 +313,7 @@ impl Error {
             Error::Unavailable { .. } => ErrorCode::ServiceUnavailableTemporary,
             Error::Remote { code, .. } => *code,
             Error::KeyVersionRetired { .. } => ErrorCode::KeyVersionRetired,
+            Error::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
         }
     }
 
@@ -367,6 +378,7 @@ mod tests {
             ("InternalFailure", 500),
             ("ServiceUnavailableTemporary", 503),
             ("Rejected.KeyVersionRetired", 409),
+            ("Rejected.ApprovalRequired", 409),
         ];
         let actual: Vec<(&str, u16)> = ErrorCode::ALL
             .iter()

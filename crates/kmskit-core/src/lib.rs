@@ -49,11 +49,13 @@
 //! - `rust-crypto` (default): the pure-Rust AEAD engine (aes-gcm, chacha20poly1305).
 //! - `testkit`: the provider conformance suite, [`testkit`], for backend crates' tests.
 //! - `scheduler`: [`rotate::Scheduler`], a tokio task that performs due rotations and purges.
+//! - `tracing`: [`audit::TracingSink`], which sends audit events to `tracing`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod audit;
 pub mod blob;
 pub mod clock;
 pub mod context;
@@ -61,8 +63,10 @@ pub mod crypto;
 mod engine;
 pub mod envelope;
 pub mod error;
+pub mod governance;
 pub mod id;
 pub mod key;
+pub mod policy;
 pub mod provider;
 pub mod rand;
 pub mod rotate;

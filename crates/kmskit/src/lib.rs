@@ -41,6 +41,7 @@
 //! - `aws`: [`kmskit-remote`](https://docs.rs/kmskit-remote)'s `AwsKms`, keys in AWS KMS through
 //!   aws-sdk-kms.
 //! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
+//! - `tracing`: `audit::TracingSink`, which sends audit events to `tracing`.
 //!
 //! Envelope encryption with a data-key cache is in [`envelope`]; key rotation (CreateKeyVersion,
 //! rotation policies, version floors, ReEncrypt to the primary) in [`rotate`].

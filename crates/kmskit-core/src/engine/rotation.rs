@@ -48,6 +48,8 @@ fn is_rotation_due(r: &KeyRecord, now: Timestamp) -> bool {
     !r.purged && r.state == KeyState::Enabled && r.next_rotation_date().is_some_and(|d| d <= now)
 }
 
+use crate::policy::Action;
+
 impl<S: KeyStore> Kms<S> {
     /// Makes a new primary version dated `now`. With `only_if_due`, does nothing (returns `None`) unless
     /// the key's rotation policy says a rotation is due at `now` — checked again under the writer lock, so
@@ -58,6 +60,9 @@ impl<S: KeyStore> Kms<S> {
         if only_if_due && !is_rotation_due(&rec, now) {
             return Ok(None);
         }
+        self.governance()
+            .quota_limits()
+            .check_versions(rec.versions.len() as u64)?;
         let version = KeyVersionId::generate();
         // New material is made outside the engine's locks. If the record is not saved below, the
         // material is named by no record and the store may discard it at its next open.
@@ -86,18 +91,27 @@ impl<S: KeyStore> Kms<S> {
 
 #[async_trait]
 impl<S: KeyStore> Rotator for Kms<S> {
-    async fn rotate(&self, _caller: &Caller, key: &KeyRef) -> Result<KeyVersion> {
-        self.rotate_at(key, self.now(), false)?
-            .ok_or_else(|| Error::Internal("rotation skipped".into()))
+    async fn rotate(&self, caller: &Caller, key: &KeyRef) -> Result<KeyVersion> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::CreateKeyVersion, &[(&t, None)])?;
+        let r = self
+            .rotate_at(key, self.now(), false)
+            .and_then(|v| v.ok_or_else(|| Error::Internal("rotation skipped".into())));
+        self.finish(
+            caller,
+            Action::CreateKeyVersion,
+            t.key.as_ref(),
+            None,
+            r,
+            |v| Some((&v.key_id, &v.key_version_id)),
+            None,
+        )
     }
 
-    async fn set_rotation_policy(
-        &self,
-        _caller: &Caller,
-        key: &KeyRef,
-        policy: RotationPolicy,
-    ) -> Result<()> {
-        self.mutate_key(key, |r, _| {
+    async fn set_rotation_policy(&self, caller: &Caller, key: &KeyRef, policy: RotationPolicy) -> Result<()> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::UpdateRotationPolicy, &[(&t, None)])?;
+        let r = self.mutate_key(key, |r, _| {
             check_rotation_kind(r)?;
             if r.state == KeyState::PendingDeletion {
                 return Err(Error::KeyNotUsable {
@@ -108,17 +122,28 @@ impl<S: KeyStore> Rotator for Kms<S> {
             r.automatic_rotation = policy.is_enabled();
             r.rotation_interval_secs = policy.interval_secs();
             Ok(())
-        })
-        .map(drop)
+        });
+        let r = r.map(drop);
+        self.finish(
+            caller,
+            Action::UpdateRotationPolicy,
+            t.key.as_ref(),
+            None,
+            r,
+            |_| None,
+            None,
+        )
     }
 
     async fn set_min_decryption_version(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         key: &KeyRef,
         version: Option<KeyVersionId>,
     ) -> Result<()> {
-        self.mutate_key(key, |r, _| {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::SetMinDecryptionVersion, &[(&t, None)])?;
+        let r = self.mutate_key(key, |r, _| {
             if let Some(v) = &version {
                 if r.version_index(v).is_none() {
                     return Err(Error::KeyVersionNotFound(v.to_string()));
@@ -126,18 +151,39 @@ impl<S: KeyStore> Rotator for Kms<S> {
             }
             r.min_decryption_version = version;
             Ok(())
-        })
-        .map(drop)
+        });
+        let r = r.map(drop);
+        self.finish(
+            caller,
+            Action::SetMinDecryptionVersion,
+            t.key.as_ref(),
+            None,
+            r,
+            |_| None,
+            None,
+        )
     }
 
     async fn re_encrypt_to_primary(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         blob: &CiphertextBlob,
         ctx: &EncryptionContext,
     ) -> Result<Encrypted> {
-        let (rec, _, pt) = self.open_blob(blob, ctx)?;
-        self.seal_blob(&rec, &pt, ctx)
+        let t = self.blob_target(blob);
+        self.authorize(caller, Action::ReEncrypt, &[(&t, Some(ctx))])?;
+        let r = self
+            .open_blob(blob, ctx)
+            .and_then(|(rec, _, pt)| self.seal_blob(&rec, &pt, ctx));
+        self.finish(
+            caller,
+            Action::ReEncrypt,
+            t.key.as_ref(),
+            Some(ctx),
+            r,
+            |e| Some((&e.key_id, &e.key_version_id)),
+            None,
+        )
     }
 
     async fn due(&self, now: Timestamp) -> Result<Due> {
@@ -166,7 +212,10 @@ impl<S: KeyStore> Rotator for Kms<S> {
         let mut report = RunReport::default();
         for key_id in due.rotations {
             match self.rotate_at(&KeyRef::Id(key_id.clone()), now, true) {
-                Ok(Some(v)) => report.rotated.push(v),
+                Ok(Some(v)) => {
+                    self.audit_state_change(Action::CreateKeyVersion, &key_id);
+                    report.rotated.push(v);
+                }
                 Ok(None) => {}
                 Err(e) => report.failed.push((key_id, e)),
             }
