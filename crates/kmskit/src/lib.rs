@@ -36,6 +36,10 @@
 //! - `pkcs11`: [`kmskit-pkcs11`](https://docs.rs/kmskit-pkcs11), keys that never leave a hardware
 //!   security module: `Pkcs11Kms`, `Pkcs11Store`, `Pkcs11Config`, `Pin` (and the whole crate as
 //!   `kmskit::pkcs11`).
+//! - `aliyun`: [`kmskit-remote`](https://docs.rs/kmskit-remote)'s `AliyunKms`, keys in Alibaba Cloud KMS
+//!   or a kmskit-server (the whole crate as `kmskit::remote`).
+//! - `aws`: [`kmskit-remote`](https://docs.rs/kmskit-remote)'s `AwsKms`, keys in AWS KMS through
+//!   aws-sdk-kms.
 //! - `scheduler`: `kmskit::rotate::Scheduler`, a tokio task performing due rotations and purges.
 //! - `tracing`: `audit::TracingSink`, which sends audit events to `tracing`.
 //!
@@ -62,3 +66,16 @@ pub use kmskit_pkcs11::{Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, Pkcs11Store}
 /// Stream encryption for files and large data (feature `stream`): see [`kmskit_stream`].
 #[cfg(feature = "stream")]
 pub use kmskit_stream as stream;
+
+/// Remote providers (kmskit-remote): keys in a real KMS behind the same `KeyProvider` trait.
+#[cfg(any(feature = "aws", feature = "aliyun"))]
+pub use kmskit_remote as remote;
+
+#[cfg(any(feature = "aws", feature = "aliyun"))]
+pub use kmskit_remote::RetryPolicy;
+
+#[cfg(feature = "aws")]
+pub use kmskit_remote::{AwsKms, AwsKmsBuilder};
+
+#[cfg(feature = "aliyun")]
+pub use kmskit_remote::{AliyunKms, AliyunKmsBuilder};
