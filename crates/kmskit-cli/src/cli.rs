@@ -24,6 +24,12 @@ Scripts: add --output json (and --fields KeyState,Creator to select fields).";
 #[derive(Debug, Parser)]
 #[command(name = "kmskit", version, after_help = EXAMPLES)]
 pub(crate) struct Cli {
+    /// A remote KMS instead of the local keystore: a kmskit-server (`kmskit serve`) or Alibaba Cloud KMS
+    /// (`https://kms.<region>.aliyuncs.com`). Credentials come from `ALIBABA_CLOUD_ACCESS_KEY_ID`,
+    /// `ALIBABA_CLOUD_ACCESS_KEY_SECRET` (and `ALIBABA_CLOUD_SECURITY_TOKEN` for STS).
+    #[arg(long, global = true, env = "KMSKIT_ENDPOINT", value_name = "URL")]
+    pub(crate) endpoint: Option<String>,
+
     /// The keystore directory (created on first use).
     #[arg(long, global = true, env = "KMSKIT_KEYSTORE", value_name = "DIR")]
     pub(crate) keystore: Option<PathBuf>,

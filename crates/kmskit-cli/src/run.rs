@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use kmskit::remote::AliyunKms;
 use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
 use kmskit::{
     AliasName, Caller, CiphertextBlob, CreateKey, DataKeyLength, DataKeySpec, EncryptionContext, FileKms,
-    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, RotationPolicy, Rotator, Tag, block_on,
+    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, RotationPolicy, Rotator, Tag,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -34,11 +35,15 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Audit(c) = &cli.command {
         return crate::audit::audit(&keystore::keystore_dir(&cli)?, c, &printer);
     }
+    if let Some(endpoint) = cli.endpoint.clone() {
+        return remote(cli, &endpoint, &printer);
+    }
     let keystore_dir = keystore::keystore_dir(&cli)?;
     let kms = keystore::open(&cli)?;
     let caller = Caller::local();
     let cx = Cx {
         kms: &kms,
+        rotator: Some(&kms),
         caller: &caller,
         printer: &printer,
     };
@@ -172,10 +177,71 @@ fn serve(kms: FileKms, a: &crate::cli::ServeArgs) -> Result<(), CliError> {
     })
 }
 
+/// The commands run against a remote KMS (`--endpoint`): the same code over `AliyunKms`.
+fn remote(cli: Cli, endpoint: &str, printer: &Printer) -> Result<(), CliError> {
+    let local_only = |what: &str| {
+        CliError::usage(format!(
+            "{what} works on the local keystore and its audit trail; drop --endpoint"
+        ))
+    };
+    match &cli.command {
+        Command::Audit(_) => return Err(local_only("kmskit audit")),
+        Command::Usage(_) => return Err(local_only("kmskit usage")),
+        Command::Serve(_) => return Err(local_only("kmskit serve")),
+        _ => {}
+    }
+    // Multi-thread (one worker), so that `Handle::block_on` below has a thread driving the I/O.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new("Cli.Internal", format!("cannot start the I/O runtime: {e}")))?;
+    let _guard = rt.enter();
+    let kms = AliyunKms::builder().endpoint(endpoint).build()?;
+    let caller = Caller::local();
+    let cx = Cx {
+        kms: &kms,
+        rotator: None,
+        caller: &caller,
+        printer,
+    };
+    match cli.command {
+        Command::Key(c) => cx.key(c),
+        Command::Alias(c) => cx.alias(c),
+        Command::Encrypt(a) => cx.encrypt(&a.key, &a.io, a.context.as_deref(), a.raw),
+        Command::Decrypt(a) => cx.decrypt(&a.io, a.context.as_deref(), a.raw),
+        Command::DataKey(c) => cx.data_key(c),
+        Command::File(c) => cx.file(c),
+        Command::Audit(_) | Command::Usage(_) | Command::Serve(_) => Ok(()),
+    }
+}
+
+/// Runs a future to completion: on the current tokio runtime when there is one (the remote provider's
+/// HTTP client needs it), else on kmskit's minimal executor.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.block_on(f),
+        Err(_) => kmskit::block_on(f),
+    }
+}
+
 struct Cx<'a> {
-    kms: &'a FileKms,
+    kms: &'a dyn KeyProvider,
+    rotator: Option<&'a dyn Rotator>,
     caller: &'a Caller,
     printer: &'a Printer,
+}
+
+impl Cx<'_> {
+    /// The rotator, or an error saying rotation needs the local keystore.
+    fn rotator(&self) -> Result<&dyn Rotator, CliError> {
+        self.rotator.ok_or_else(|| {
+            CliError::new(
+                "Rejected.UnsupportedOperation",
+                "key rotation through --endpoint is not supported yet; run it where the keystore is",
+            )
+        })
+    }
 }
 
 fn key_ref(s: &str) -> Result<KeyRef, CliError> {
@@ -269,7 +335,7 @@ impl Cx<'_> {
             }
             KeyCommand::Rotate { key } => {
                 let k = key_ref(&key)?;
-                let version = block_on(self.kms.rotate(self.caller, &k))?;
+                let version = block_on(self.rotator()?.rotate(self.caller, &k))?;
                 self.printer.object(to_json(&version)?)
             }
             KeyCommand::SetRotation {
@@ -282,7 +348,7 @@ impl Cx<'_> {
                     (Some(i), false) => RotationPolicy::parse_interval(&i)?,
                     _ => RotationPolicy::disabled(),
                 };
-                block_on(self.kms.set_rotation_policy(self.caller, &k, policy))?;
+                block_on(self.rotator()?.set_rotation_policy(self.caller, &k, policy))?;
                 let mut v = self.describe(&k)?;
                 if let Value::Object(m) = &mut v {
                     m.retain(|k, _| {

@@ -608,3 +608,117 @@ fn serve_needs_dev_or_a_config_without_a_keystore_table() {
     let err = fails(&data, &["serve", "--config", cfg.to_str().unwrap()], 2);
     assert!(err.contains("[keystore]"), "{err}");
 }
+
+#[test]
+fn endpoint_runs_the_same_commands_against_kmskit_serve() {
+    let t = tempfile::tempdir().unwrap();
+    let server_data = t.path().join("server");
+    let client_data = t.path().join("client");
+    let port_file = t.path().join("serve.port");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kmskit"))
+        .env("KMSKIT_DATA_DIR", &server_data)
+        .env_remove("KMSKIT_ROOT_KEY")
+        .env_remove("KMSKIT_ROOT_KEY_FILE")
+        .env_remove("KMSKIT_KEYSTORE")
+        .env("KMSKIT_DEV_ACCESS_KEY_ID", "LTAIendpoint")
+        .env("KMSKIT_DEV_ACCESS_KEY_SECRET", "endpoint-secret")
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let mut port = None;
+    for _ in 0..300 {
+        if let Ok(s) = std::fs::read_to_string(&port_file) {
+            port = s.trim().parse::<u16>().ok();
+            if port.is_some() {
+                break;
+            }
+        }
+        assert!(child.0.try_wait().unwrap().is_none(), "kmskit serve exited early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let endpoint = format!("http://127.0.0.1:{}", port.expect("kmskit serve wrote its port"));
+    let remote = |secret: &str| {
+        let mut c = kmskit(&client_data);
+        c.env("KMSKIT_ENDPOINT", &endpoint)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIendpoint")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret)
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .args(["--output", "json"]);
+        c
+    };
+    let out = remote("endpoint-secret")
+        .args(["key", "create", "--description", "over the wire"])
+        .assert()
+        .success();
+    let meta: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let id = meta["KeyId"].as_str().expect("KeyId").to_owned();
+    remote("endpoint-secret")
+        .args(["alias", "create", "alias/wire", &id])
+        .assert()
+        .success();
+    let blob = remote("endpoint-secret")
+        .args(["encrypt", "--key", "alias/wire", "--context", r#"{"a":"b"}"#])
+        .write_stdin("Hello KMS")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = remote("endpoint-secret")
+        .args(["decrypt", "--context", r#"{"a":"b"}"#])
+        .write_stdin(blob)
+        .assert()
+        .success();
+    assert_eq!(out.get_output().stdout, b"Hello KMS");
+    // The server's error codes come through; a wrong secret is refused by the server.
+    let err = remote("endpoint-secret")
+        .args(["key", "schedule-deletion", &id, "--pending-window-days", "3"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.starts_with("error: "), "{err}");
+    let err = remote("wrong-secret")
+        .args(["key", "describe", &id])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(
+        String::from_utf8_lossy(&err).contains("SignatureDoesNotMatch"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    // Local-only commands say so.
+    let err = remote("endpoint-secret")
+        .args(["usage"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&err).contains("local keystore"));
+    drop(child);
+
+    // The key lives in the server's keystore, not the client's.
+    assert_eq!(
+        json(&server_data, &["key", "describe", &id])["Description"],
+        "over the wire"
+    );
+    assert!(
+        json(&client_data, &["key", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
