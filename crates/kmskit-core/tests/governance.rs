@@ -8,63 +8,16 @@ use std::sync::Arc;
 use base64::Engine as _;
 use kmskit_core::audit::{AuditLog, AuditQuery, AuditSink, FileSink, MemorySink, Outcome};
 use kmskit_core::clock::DAY;
-use kmskit_core::crypto::{Algorithm, NONCE_LEN, TAG_LEN};
 use kmskit_core::governance::{DualControl, Governance, Prices, Quotas};
-use kmskit_core::key::ProtectionLevel;
 use kmskit_core::policy::{Action, Policy, PolicySet, Role};
-use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, SoftwareKeys};
+use kmskit_core::store::SoftwareKeys;
 use kmskit_core::{
     AliasName, Caller, CreateKey, DataKeyLength, EncryptionContext, ErrorCode, KeyId, KeyProvider, KeyRef,
-    KeySpec, KeyState, Kms, KmsConfig, ManualClock, Result, Timestamp, block_on,
+    KeyState, Kms, KmsConfig, ManualClock, Result, Timestamp, block_on,
 };
 
-#[derive(Debug)]
-struct Tiny(SoftwareKeys);
-
-impl KeyStore for Tiny {
-    fn protection_level(&self) -> ProtectionLevel {
-        ProtectionLevel::Software
-    }
-    fn load(&self) -> Result<Loaded> {
-        Ok(Loaded::default())
-    }
-    fn generate(&self, id: &MaterialId, spec: KeySpec) -> Result<()> {
-        self.0.insert(id.clone(), spec, SoftwareKeys::new_material(spec)?)
-    }
-    fn seal(
-        &self,
-        id: &MaterialId,
-        a: Algorithm,
-        n: &[u8; NONCE_LEN],
-        aad: &[u8],
-        b: &mut [u8],
-    ) -> Result<[u8; TAG_LEN]> {
-        self.0.seal(id, a, n, aad, b)
-    }
-    fn open(
-        &self,
-        id: &MaterialId,
-        a: Algorithm,
-        n: &[u8; NONCE_LEN],
-        aad: &[u8],
-        b: &mut Vec<u8>,
-    ) -> Result<()> {
-        self.0.open(id, a, n, aad, b)
-    }
-    fn destroy(&self, key: &KeyId) -> Result<()> {
-        self.0.remove_key(key);
-        Ok(())
-    }
-    fn save_key(&self, _: &KeyRecord) -> Result<()> {
-        Ok(())
-    }
-    fn save_alias(&self, _: &AliasRecord) -> Result<()> {
-        Ok(())
-    }
-    fn delete_alias(&self, _: &AliasName) -> Result<()> {
-        Ok(())
-    }
-}
+mod common;
+use common::Tiny;
 
 const T0: u64 = 1_780_000_000;
 
