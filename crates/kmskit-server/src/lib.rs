@@ -68,9 +68,14 @@
 //! machine). The same runs measure the provider alone at 1.8–1.9 million `encrypt` calls/s on one thread,
 //! so HTTP, signature checks and JSON are where the time goes.
 //!
-//! Access control by RAM policies and the audit trail (kmskit's access-control issue) are not in yet:
-//! an access key carries a plain list of allowed actions, and denials answer `Forbidden.NoPermission`
-//! and appear in the access log.
+//! Access control and the audit trail: the library checks an access key's plain list of allowed actions
+//! (denials answer `Forbidden.NoPermission`); give the provider a
+//! [`Governance`](kmskit_core::governance::Governance) for policies and auditing. The `kmskit-server`
+//! binary does: its configuration maps each access key's principal to role templates
+//! (`SecurityAdmin`, `CryptoUser`, `Auditor`), policy files and a policy generated from `actions`
+//! (see [`config`]), the engine enforces them, and every call — denials included — is audited to a
+//! hash-chained file trail (`[audit] dir`, default `<keystore>/audit`, group commit, flushed at graceful
+//! shutdown) under the response's `RequestId`, readable with `kmskit audit lookup`/`verify`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
