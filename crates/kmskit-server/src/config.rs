@@ -586,4 +586,46 @@ mod tests {
         assert_eq!(keys[0].secret.expose_secret(), "file-secret");
         assert!(!format!("{:?}", keys[0]).contains("file-secret"));
     }
+
+    #[test]
+    fn policies_from_roles_files_and_actions() {
+        let key = |extra: &str| {
+            format!("[[access_keys]]\nid = \"a\"\nsecret_env = \"X\"\nprincipal = \"p\"\n{extra}\n")
+        };
+        // Unrestricted keys: no enforcement (backward compatible).
+        let cfg = Config::parse(&key(""), "k.toml").unwrap();
+        assert!(cfg.policy_set().unwrap().is_none());
+        let cfg = Config::parse(&key("actions = [\"*\"]"), "k.toml").unwrap();
+        assert!(cfg.policy_set().unwrap().is_none());
+        assert_eq!(cfg.audit_dir(), None);
+
+        // A restricted action list becomes a generated policy.
+        let cfg = Config::parse(&key("actions = [\"DescribeKey\"]"), "k.toml").unwrap();
+        let set = cfg.policy_set().unwrap().unwrap();
+        assert_eq!(set.attached("p"), vec!["access-key:a:actions".to_owned()]);
+
+        // Roles and policy files (relative to the configuration file).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.json"),
+            r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let text = key("roles = [\"Auditor\", \"CryptoUser\"]\nkeys = [\"*\"]\npolicies = [\"app.json\"]")
+            + "[keystore]\ndir = \"/ks\"\nroot_key_env = \"R\"\n";
+        let cfg = Config::parse(&text, dir.path().join("k.toml")).unwrap();
+        let attached = cfg.policy_set().unwrap().unwrap().attached("p");
+        assert_eq!(attached.len(), 3, "{attached:?}");
+        assert!(cfg.access_keys[0].get_ref().allowed_actions().is_none());
+        assert_eq!(cfg.audit_dir(), Some(PathBuf::from("/ks/audit")));
+
+        // A bad policy file names the entry's line.
+        std::fs::write(dir.path().join("app.json"), "{not json").unwrap();
+        let e = Config::parse(&text, dir.path().join("k.toml"))
+            .unwrap()
+            .policy_set()
+            .unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("app.json"), "{e}");
+    }
 }

@@ -185,3 +185,64 @@ fn access_control_config_errors_name_file_and_line() {
         assert!(err.contains(needle), "{entry}: {err}");
     }
 }
+
+#[test]
+fn dev_mode_is_all_powerful_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port_file = dir.path().join("port");
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["--dev", "--bind", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("KMSKIT_DEV_ACCESS_KEY_ID", "dev-ak")
+        .env("KMSKIT_DEV_ACCESS_KEY_SECRET", "dev-secret")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let port: u16 = loop {
+        if let Ok(s) = std::fs::read_to_string(&port_file) {
+            if let Ok(p) = s.trim().parse() {
+                break p;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no port file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rid = rt.block_on(async {
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut c = Client::connect(
+            addr,
+            "dev-ak",
+            AccessKeySecret::new("dev-secret"),
+            SignatureVersion::V3,
+        )
+        .await
+        .unwrap();
+        let r = c.call("CreateKey", &[("Description", "dev")]).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let key_id = r.body["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+        let r = c.call("DisableKey", &[("KeyId", &key_id)]).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        r.str("RequestId").to_owned()
+    });
+    stop(child);
+    let records = FileSink::read_dir(data.join("audit")).unwrap();
+    verify(&records).expect("the audit chain verifies");
+    let events: Vec<AuditEvent> = records.events.into_iter().map(|(_, e)| e.unwrap()).collect();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let e = &events[1];
+    assert_eq!(
+        (e.action.as_ref(), e.principal.as_str(), e.outcome),
+        ("DisableKey", "dev-admin", Outcome::Success)
+    );
+    assert_eq!(e.request_id, rid);
+}
