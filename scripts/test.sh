@@ -335,6 +335,16 @@ PY
 unset KMSKIT_INTEROP_READER_SECRET
 # 3. The same scenario against `kmskit serve --dev` over the command-line tool's own keystore.
 cargo build --locked --quiet -p kmskit-cli --bin kmskit
+# The configured server's trail, read with the command-line tool (no root key needed): the denied CreateKey
+# calls of "reader", and an intact chain.
+out=$(KMSKIT_DATA_DIR="$WORKDIR/cli-data" "$CARGO_TARGET_DIR/debug/kmskit" audit lookup --keystore "$WORKDIR/srv/keystore" \
+    --action CreateKey --principal reader -o json)
+for rid in $(cat "$WORKDIR/denied.ids"); do
+    grep -q "$rid" <<<"$out" || { echo "kmskit audit lookup does not show the denied call $rid: $out" >&2; exit 1; }
+done
+grep -q '"Denied"' <<<"$out" || { echo "kmskit audit lookup: no Denied outcome: $out" >&2; exit 1; }
+KMSKIT_DATA_DIR="$WORKDIR/cli-data" "$CARGO_TARGET_DIR/debug/kmskit" audit verify --keystore "$WORKDIR/srv/keystore" \
+    || { echo "kmskit audit verify failed on the server's trail" >&2; exit 1; }
 KMSKIT_DATA_DIR="$WORKDIR/cli-data" KMSKIT_DEV_ACCESS_KEY_ID=LTAIcliserve KMSKIT_DEV_ACCESS_KEY_SECRET=cli-serve-secret \
     "$CARGO_TARGET_DIR/debug/kmskit" serve --dev --bind 127.0.0.1:0 --port-file "$WORKDIR/cli.port" 2>"$WORKDIR/cli-server.log" &
 PIDS+=($!)
