@@ -420,7 +420,7 @@ impl Config {
                         if x == "*" {
                             "kms:*".to_owned()
                         } else {
-                            format!("kms:{x}")
+                            format!("kms:{}", policy_action(x))
                         }
                     })
                     .collect();
@@ -521,6 +521,17 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<tokio_rustls::rustls::Ser
         .with_single_cert(certs, key)
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(cfg))
+}
+
+/// The policy action the engine authorizes a served action as (the batch tag actions are the engine's
+/// single-resource ones).
+fn policy_action(action: &str) -> &str {
+    match action {
+        "TagResources" => "TagResource",
+        "UntagResources" => "UntagResource",
+        "ListTagResources" => "ListResourceTags",
+        a => a,
+    }
 }
 
 fn parse_role(s: &str) -> Option<Role> {
@@ -627,5 +638,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
         assert!(e.message.contains("app.json"), "{e}");
+    }
+
+    #[test]
+    fn every_served_action_makes_a_policy() {
+        use crate::actions::{ROTATION_ACTIONS, SUPPORTED_ACTIONS};
+        for a in SUPPORTED_ACTIONS.iter().chain(ROTATION_ACTIONS) {
+            let text = format!(
+                "[[access_keys]]\nid = \"a\"\nsecret_env = \"X\"\nprincipal = \"p\"\nactions = [{a:?}]\n"
+            );
+            let set = Config::parse(&text, "k.toml").unwrap().policy_set();
+            assert!(matches!(set, Ok(Some(_))), "{a}: {set:?}");
+        }
     }
 }
