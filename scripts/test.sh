@@ -299,12 +299,13 @@ cfg_pid=$!
 cfg_port=$(wait_port "$WORKDIR/cfg.port" "$cfg_pid") || { cat "$WORKDIR/cfg-server.log" >&2; exit 1; }
 if ! KMSKIT_ENDPOINT="127.0.0.1:$dev_port" KMSKIT_AK="$(sed -n 1p "$WORKDIR/dev-key")" KMSKIT_SK="$(sed -n 2p "$WORKDIR/dev-key")" \
     KMSKIT_DENIED_ENDPOINT="127.0.0.1:$cfg_port" KMSKIT_DENIED_AK=LTAIreader KMSKIT_DENIED_SK="$KMSKIT_INTEROP_READER_SECRET" \
+    KMSKIT_DENIED_IDS="$WORKDIR/denied.ids" \
     "$VENV/bin/python" crates/kmskit-server/tests/interop/official_sdks.py; then
     echo "--- dev server log" >&2; tail -50 "$WORKDIR/dev-server.log" >&2
     echo "--- configured server log" >&2; tail -50 "$WORKDIR/cfg-server.log" >&2
     exit 1
 fi
-# The denial is in the configured server's access log (the audit trail of issue 6 does not exist yet).
+# The denial is in the configured server's access log (and, below, in its audit trail).
 grep -q 'action="CreateKey" principal="reader" status=403 code="Forbidden.NoPermission"' "$WORKDIR/cfg-server.log" \
     || { echo "the denied CreateKey is not in the access log" >&2; exit 1; }
 grep -q "NOT FOR PRODUCTION" "$WORKDIR/dev-server.log" || { echo "dev mode did not warn" >&2; exit 1; }
@@ -313,9 +314,37 @@ for pid in "$dev_pid" "$cfg_pid"; do
     kill -TERM "$pid"
     wait "$pid" || { echo "kmskit-server $pid did not shut down cleanly" >&2; exit 1; }
 done
+# Each denied CreateKey (one per SDK) is in the configured server's audit trail (<keystore>/audit, flushed
+# at shutdown) under the RequestId the SDK got, as a Denied event of principal "reader".
+"$VENV/bin/python" - "$WORKDIR/srv/keystore/audit" "$WORKDIR/denied.ids" <<'PY' || exit 1
+import glob, json, os, sys
+events = {}
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.jsonl"))):
+    for line in open(f):
+        if line.strip():
+            e = json.loads(line)
+            events[e["RequestId"]] = e
+ids = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+assert len(ids) == 3, f"expected 3 denied RequestIds, got {ids}"
+for rid in ids:
+    e = events.get(rid)
+    assert e is not None, f"denied call {rid} is not in the audit trail ({len(events)} events)"
+    assert (e["Action"], e["Principal"], e["Outcome"], e["Code"]) == ("CreateKey", "reader", "Denied", "Forbidden.NoPermission"), e
+print(f"audit: the {len(ids)} denied CreateKey calls are in the trail ({len(events)} events)")
+PY
 unset KMSKIT_INTEROP_READER_SECRET
 # 3. The same scenario against `kmskit serve --dev` over the command-line tool's own keystore.
 cargo build --locked --quiet -p kmskit-cli --bin kmskit
+# The configured server's trail, read with the command-line tool (no root key needed): the denied CreateKey
+# calls of "reader", and an intact chain.
+out=$(KMSKIT_DATA_DIR="$WORKDIR/cli-data" "$CARGO_TARGET_DIR/debug/kmskit" audit lookup --keystore "$WORKDIR/srv/keystore" \
+    --action CreateKey --principal reader -o json)
+for rid in $(cat "$WORKDIR/denied.ids"); do
+    grep -q "$rid" <<<"$out" || { echo "kmskit audit lookup does not show the denied call $rid: $out" >&2; exit 1; }
+done
+grep -q '"Denied"' <<<"$out" || { echo "kmskit audit lookup: no Denied outcome: $out" >&2; exit 1; }
+KMSKIT_DATA_DIR="$WORKDIR/cli-data" "$CARGO_TARGET_DIR/debug/kmskit" audit verify --keystore "$WORKDIR/srv/keystore" \
+    || { echo "kmskit audit verify failed on the server's trail" >&2; exit 1; }
 KMSKIT_DATA_DIR="$WORKDIR/cli-data" KMSKIT_DEV_ACCESS_KEY_ID=LTAIcliserve KMSKIT_DEV_ACCESS_KEY_SECRET=cli-serve-secret \
     "$CARGO_TARGET_DIR/debug/kmskit" serve --dev --bind 127.0.0.1:0 --port-file "$WORKDIR/cli.port" 2>"$WORKDIR/cli-server.log" &
 PIDS+=($!)

@@ -106,6 +106,18 @@ fn serve(kms: FileKms, a: &crate::cli::ServeArgs) -> Result<(), CliError> {
                 path.display()
             )));
         }
+        let governed = cfg.audit.is_some()
+            || cfg.access_keys.iter().any(|k| {
+                let k = k.get_ref();
+                !k.roles.is_empty() || !k.policies.is_empty()
+            });
+        if governed {
+            return Err(CliError::usage(format!(
+                "{}: roles, policies and [audit] are for kmskit-server; kmskit serve checks only \
+                 `actions` and audits to the keystore's own trail",
+                path.display()
+            )));
+        }
         for k in cfg.access_keys().map_err(|e| server_err(&e))? {
             b = b.access_key(k);
         }

@@ -10,6 +10,11 @@
 //! written to a file (one line per request; every line is counted afterwards, so a lost line shows), the
 //! in-process baseline (`FileKms::encrypt` on one thread, no HTTP) measured in the same run, and the ratio
 //! to the issue's target of 50,000 requests/s. Client and server share this machine's cores.
+//!
+//! The served keystore audits every call to a file trail (hash-chained JSON lines, group commit), as the
+//! `kmskit-server` binary does; after shutdown the trail is flushed, read back and verified, and its
+//! event count must equal the calls made (a lost event fails the run). `KMSKIT_LOAD_AUDIT=0` turns the
+//! audit trail off, for comparison.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -19,8 +24,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use kmskit_core::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef};
-use kmskit_file::{FileKms, FileKmsExt, RootKey};
+use kmskit_core::audit::{AuditLog, AuditSink, Durability, FileSink};
+use kmskit_core::governance::Governance;
+use kmskit_core::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, KmsConfig};
+use kmskit_file::{FileKms, FileKmsExt, FileStore, RootKey};
 use kmskit_server::sign::{self, AccessKeySecret};
 use kmskit_server::{AccessKey, Server};
 
@@ -196,11 +203,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let kms = Arc::new(FileKms::open_dir(
-        dir.path().join("keystore"),
+        dir.path().join("baseline"),
         &RootKey::generate(),
     )?);
     let caller = Caller::local();
     let key_id = kmskit_core::block_on(kms.create_key(&caller, CreateKey::new("bench")))?.key_id;
+
+    // The served keystore: every call audited to a file trail (group commit).
+    let audit_dir = dir.path().join("audit");
+    let sink: Arc<dyn AuditSink> = Arc::new(FileSink::open(&audit_dir)?);
+    let audit = Arc::new(AuditLog::new(vec![sink])?.durability(Durability::GroupCommit));
+    let audited = env_u64("KMSKIT_LOAD_AUDIT", 1) != 0;
+    let gov = if audited {
+        Governance::new().audit(audit.clone())
+    } else {
+        Governance::new()
+    };
+    let served = Arc::new(FileKms::with_store_config(
+        FileStore::open(dir.path().join("keystore"), &RootKey::generate())?,
+        KmsConfig::new().governance(Arc::new(gov)),
+    )?);
+    let served_key = kmskit_core::block_on(served.create_key(&caller, CreateKey::new("bench")))?.key_id;
 
     // Baseline: the provider alone, one thread, same 32 bytes.
     let ctx = EncryptionContext::new();
@@ -213,7 +236,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let baseline = n as f64 / t.elapsed().as_secs_f64();
     println!("baseline: in-process FileKms::encrypt(32 B), 1 thread, no HTTP: {baseline:.0} op/s");
 
-    let provider: Arc<dyn KeyProvider> = kms;
+    drop(kms);
+    let provider: Arc<dyn KeyProvider> = served;
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("server")
@@ -231,7 +255,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .thread_name("client")
         .enable_all()
         .build()?;
-    let kid = key_id.to_string();
+    let kid = served_key.to_string();
     println!(
         "load: Encrypt(32 B), V3-signed, {conns} keep-alive connections on 127.0.0.1, {secs} s per phase \
          (at most {max_requests} requests), target {TARGET:.0} req/s"
@@ -268,8 +292,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "access log: {lines} lines for {sent} requests ({})",
         if lines == sent { "none lost" } else { "MISMATCH" }
     );
-    if r1.errors + r2.errors > 0 || lines != sent {
-        return Err("errors or lost log lines".into());
+    audit.flush()?;
+    let records = FileSink::read_dir(&audit_dir)?;
+    let events = records.events.len() as u64;
+    let calls = if audited {
+        1 + warm.ok + warm.errors + r1.ok + r1.errors + sent
+    } else {
+        0
+    };
+    let t = Instant::now();
+    let verified = kmskit_core::audit::verify(&records).map_err(|b| b.to_string())?;
+    println!(
+        "audit trail ({}): {events} events for {calls} calls ({}), chain verified ({} events) in {:.1} s",
+        if audited { "on" } else { "off" },
+        if events == calls { "none lost" } else { "MISMATCH" },
+        verified.events,
+        t.elapsed().as_secs_f64()
+    );
+    if r1.errors + r2.errors > 0 || lines != sent || events != calls {
+        return Err("errors, lost log lines or lost audit events".into());
     }
     Ok(())
 }

@@ -18,8 +18,8 @@ pub struct AccessKey {
     pub secret: AccessKeySecret,
     /// The principal requests signed with this key act as.
     pub principal: String,
-    /// Actions this key may call; `*` allows every action. (A stand-in for the RAM policies of the
-    /// access-control issue, which is not implemented yet.)
+    /// Actions this key may call; `*` allows every action. Checked by the server before the provider;
+    /// for policies (and audited denials) give the provider a `Governance` and leave this at `*`.
     pub allowed_actions: Vec<String>,
     /// Whether the key is enabled (`Forbidden.AccessKey` when not).
     pub enabled: bool,

@@ -28,8 +28,20 @@
 //! id = "LTAI5tExample"
 //! secret_file = "/etc/kmskit/alice.secret" # or secret_env = "ALICE_SECRET"; never inline
 //! principal = "alice"
-//! actions = ["*"]                  # allowed actions (until RAM policies exist)
+//! actions = ["*"]                  # allowed actions (default all; becomes a generated policy)
+//! roles = ["CryptoUser"]           # role templates: SecurityAdmin, CryptoUser, Auditor
+//! keys = ["*"]                     # the keys a CryptoUser may use (key ids, `*` or `acs:` ARN patterns)
+//! policies = ["policies/app.json"] # policy documents (relative to this file) attached to the principal
+//!
+//! [audit]                          # optional: the audit trail (hash-chained JSON lines)
+//! dir = "/var/lib/kmskit/audit"    # default: `<keystore dir>/audit`, where `kmskit audit` looks
 //! ```
+//!
+//! Access control: when any access key has `roles`, `policies` or a restricted `actions` list, the
+//! engine enforces policies for every principal: each key's principal gets its roles' templates, its
+//! policy files and, when `actions` is given (or nothing else is), an `Allow` of those actions on every
+//! resource (`*` → `kms:*`). Several keys of one principal add up. Denials answer
+//! `Forbidden.NoPermission` and, like every call, are in the audit trail with the response's `RequestId`.
 //!
 //! Errors name the file and line: `kmskit.toml:12: access key "x": secret_file ... cannot be read`.
 
@@ -39,6 +51,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kmskit_core::policy::{Policy, PolicySet, Role};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -130,9 +143,18 @@ pub struct AccessKeyConfig {
     secret: Option<toml::Value>,
     /// The principal.
     pub principal: String,
-    /// Allowed actions (`*` for all; default all).
-    #[serde(default = "all_actions")]
-    pub actions: Vec<String>,
+    /// Allowed actions (`*` for all; default all when neither `roles` nor `policies` is given).
+    pub actions: Option<Vec<String>>,
+    /// Role templates (`SecurityAdmin`, `CryptoUser`, `Auditor`) the principal acts in.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The keys a `CryptoUser` may use: key ids, `*`, or ARN patterns starting with `acs:`.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Policy documents (JSON files; relative paths are relative to the configuration file) attached to
+    /// the principal.
+    #[serde(default)]
+    pub policies: Vec<PathBuf>,
     /// Whether the key is enabled (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -140,6 +162,35 @@ pub struct AccessKeyConfig {
 
 fn all_actions() -> Vec<String> {
     vec!["*".to_owned()]
+}
+
+impl AccessKeyConfig {
+    /// The allowed actions: `actions`, or all when neither it, `roles` nor `policies` is given.
+    pub fn allowed_actions(&self) -> Option<Vec<String>> {
+        match &self.actions {
+            Some(a) => Some(a.clone()),
+            None if self.roles.is_empty() && self.policies.is_empty() => Some(all_actions()),
+            None => None,
+        }
+    }
+
+    /// Whether this key is restricted (needs policy enforcement).
+    fn restricted(&self) -> bool {
+        !self.roles.is_empty()
+            || !self.policies.is_empty()
+            || self
+                .allowed_actions()
+                .is_some_and(|a| !a.iter().any(|x| x == "*"))
+    }
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuditConfig {
+    /// The audit directory (default `<keystore dir>/audit`).
+    pub dir: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -179,6 +230,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimitConfig>,
     /// Trusted proxy.
     pub proxy: Option<ProxyConfig>,
+    /// The audit trail.
+    pub audit: Option<AuditConfig>,
     /// Access keys.
     #[serde(default)]
     pub access_keys: Vec<Spanned<AccessKeyConfig>>,
@@ -265,10 +318,30 @@ impl Config {
             if !seen.insert(a.id.clone()) {
                 return Err(self.err(span, format!("access key {:?} is configured twice", a.id)));
             }
-            for act in &a.actions {
+            for act in a.actions.iter().flatten() {
                 if act != "*" && !is_supported(act) && !is_rotation(act) {
                     return Err(self.err(span, format!("access key {:?}: unknown action {act:?}", a.id)));
                 }
+            }
+            for r in &a.roles {
+                if parse_role(r).is_none() {
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "access key {:?}: unknown role {r:?} (SecurityAdmin, CryptoUser or Auditor)",
+                            a.id
+                        ),
+                    ));
+                }
+            }
+            if a.roles.iter().any(|r| parse_role(r) == Some(Role::CryptoUser)) && a.keys.is_empty() {
+                return Err(self.err(
+                    span,
+                    format!(
+                        "access key {:?}: the CryptoUser role needs `keys` (key ids, or [\"*\"] for all)",
+                        a.id
+                    ),
+                ));
             }
         }
         if let Some(ks) = &self.keystore {
@@ -317,11 +390,91 @@ impl Config {
                 return Err(self.err(span, format!("access key {:?}: the secret is empty", a.id)));
             }
             let mut key = AccessKey::new(a.id.clone(), AccessKeySecret::new(secret), a.principal.clone())
-                .allow_actions(a.actions.clone());
+                .allow_actions(a.allowed_actions().unwrap_or_default());
             key.enabled = a.enabled;
             out.push(key);
         }
         Ok(out)
+    }
+
+    /// The policies the access keys' principals get, or `None` when no key is restricted (every key may
+    /// do everything: no enforcement needed).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the entry's line when a policy file cannot be read or parsed, or a role
+    /// template cannot be built.
+    pub fn policy_set(&self) -> Result<Option<Arc<PolicySet>>, ConfigError> {
+        if !self.access_keys.iter().any(|k| k.get_ref().restricted()) {
+            return Ok(None);
+        }
+        let set = PolicySet::new();
+        let base = self.source.path.parent().unwrap_or_else(|| Path::new(""));
+        for k in &self.access_keys {
+            let a = k.get_ref();
+            let span = Some(k.span());
+            let p = a.principal.as_str();
+            if let Some(actions) = a.allowed_actions() {
+                let list: Vec<String> = actions
+                    .iter()
+                    .map(|x| {
+                        if x == "*" {
+                            "kms:*".to_owned()
+                        } else {
+                            format!("kms:{}", policy_action(x))
+                        }
+                    })
+                    .collect();
+                if !list.is_empty() {
+                    let json = format!(
+                        r#"{{"Version":"1","Statement":[{{"Effect":"Allow","Action":{},"Resource":"*"}}]}}"#,
+                        serde_json::to_string(&list).unwrap_or_default()
+                    );
+                    let pol = Policy::parse(&json).map_err(|e| {
+                        self.err(span.clone(), format!("access key {:?}: actions: {e}", a.id))
+                    })?;
+                    set.attach(p, &format!("access-key:{}:actions", a.id), pol);
+                }
+            }
+            for r in &a.roles {
+                let role = parse_role(r).ok_or_else(|| {
+                    self.err(span.clone(), format!("access key {:?}: unknown role {r:?}", a.id))
+                })?;
+                let keys: Vec<&str> = a.keys.iter().map(String::as_str).collect();
+                let pol = role
+                    .policy(&keys)
+                    .map_err(|e| self.err(span.clone(), format!("access key {:?}: role {r}: {e}", a.id)))?;
+                set.attach(p, &format!("role:{r}"), pol);
+            }
+            for f in &a.policies {
+                let path = if f.is_absolute() { f.clone() } else { base.join(f) };
+                let json = std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(
+                        span.clone(),
+                        format!(
+                            "access key {:?}: policy {} cannot be read: {e}",
+                            a.id,
+                            path.display()
+                        ),
+                    )
+                })?;
+                let pol = Policy::parse(&json).map_err(|e| {
+                    self.err(
+                        span.clone(),
+                        format!("access key {:?}: policy {}: {e}", a.id, path.display()),
+                    )
+                })?;
+                set.attach(p, &format!("file:{}", path.display()), pol);
+            }
+        }
+        Ok(Some(Arc::new(set)))
+    }
+
+    /// The audit directory: `[audit] dir`, else `<keystore dir>/audit` (`None` without a keystore).
+    pub fn audit_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = self.audit.as_ref().and_then(|a| a.dir.clone()) {
+            return Some(d);
+        }
+        self.keystore.as_ref().map(|k| k.get_ref().dir.join("audit"))
     }
 
     /// The rustls configuration of `[tls]`, if any.
@@ -368,6 +521,26 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<tokio_rustls::rustls::Ser
         .with_single_cert(certs, key)
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(cfg))
+}
+
+/// The policy action the engine authorizes a served action as (the batch tag actions are the engine's
+/// single-resource ones).
+fn policy_action(action: &str) -> &str {
+    match action {
+        "TagResources" => "TagResource",
+        "UntagResources" => "UntagResource",
+        "ListTagResources" => "ListResourceTags",
+        a => a,
+    }
+}
+
+fn parse_role(s: &str) -> Option<Role> {
+    match s {
+        "SecurityAdmin" => Some(Role::SecurityAdmin),
+        "CryptoUser" => Some(Role::CryptoUser),
+        "Auditor" => Some(Role::Auditor),
+        _ => None,
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -423,5 +596,59 @@ mod tests {
         let keys = Config::parse(&text, "k.toml").unwrap().access_keys().unwrap();
         assert_eq!(keys[0].secret.expose_secret(), "file-secret");
         assert!(!format!("{:?}", keys[0]).contains("file-secret"));
+    }
+
+    #[test]
+    fn policies_from_roles_files_and_actions() {
+        let key = |extra: &str| {
+            format!("[[access_keys]]\nid = \"a\"\nsecret_env = \"X\"\nprincipal = \"p\"\n{extra}\n")
+        };
+        // Unrestricted keys: no enforcement (backward compatible).
+        let cfg = Config::parse(&key(""), "k.toml").unwrap();
+        assert!(cfg.policy_set().unwrap().is_none());
+        let cfg = Config::parse(&key("actions = [\"*\"]"), "k.toml").unwrap();
+        assert!(cfg.policy_set().unwrap().is_none());
+        assert_eq!(cfg.audit_dir(), None);
+
+        // A restricted action list becomes a generated policy.
+        let cfg = Config::parse(&key("actions = [\"DescribeKey\"]"), "k.toml").unwrap();
+        let set = cfg.policy_set().unwrap().unwrap();
+        assert_eq!(set.attached("p"), vec!["access-key:a:actions".to_owned()]);
+
+        // Roles and policy files (relative to the configuration file).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.json"),
+            r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let text = key("roles = [\"Auditor\", \"CryptoUser\"]\nkeys = [\"*\"]\npolicies = [\"app.json\"]")
+            + "[keystore]\ndir = \"/ks\"\nroot_key_env = \"R\"\n";
+        let cfg = Config::parse(&text, dir.path().join("k.toml")).unwrap();
+        let attached = cfg.policy_set().unwrap().unwrap().attached("p");
+        assert_eq!(attached.len(), 3, "{attached:?}");
+        assert!(cfg.access_keys[0].get_ref().allowed_actions().is_none());
+        assert_eq!(cfg.audit_dir(), Some(PathBuf::from("/ks/audit")));
+
+        // A bad policy file names the entry's line.
+        std::fs::write(dir.path().join("app.json"), "{not json").unwrap();
+        let e = Config::parse(&text, dir.path().join("k.toml"))
+            .unwrap()
+            .policy_set()
+            .unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("app.json"), "{e}");
+    }
+
+    #[test]
+    fn every_served_action_makes_a_policy() {
+        use crate::actions::{ROTATION_ACTIONS, SUPPORTED_ACTIONS};
+        for a in SUPPORTED_ACTIONS.iter().chain(ROTATION_ACTIONS) {
+            let text = format!(
+                "[[access_keys]]\nid = \"a\"\nsecret_env = \"X\"\nprincipal = \"p\"\nactions = [{a:?}]\n"
+            );
+            let set = Config::parse(&text, "k.toml").unwrap().policy_set();
+            assert!(matches!(set, Ok(Some(_))), "{a}: {set:?}");
+        }
     }
 }

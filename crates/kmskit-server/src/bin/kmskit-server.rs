@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use kmskit_core::audit::{AuditLog, AuditSink, Durability, FileSink};
+use kmskit_core::governance::Governance;
 use kmskit_core::{KeyProvider, KmsConfig, Rotator};
 use kmskit_file::{FileKms, FileKmsExt, FileStore, RootKey};
 use kmskit_server::config::Config;
@@ -67,6 +69,16 @@ fn init_logging(access_log: bool) {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The audit log in `dir`: hash-chained JSON lines, group commit (a call returns once its event is
+/// queued; [`AuditLog::flush`] at shutdown makes every event durable).
+fn audit_log(dir: &std::path::Path) -> Result<Arc<AuditLog>, BoxError> {
+    let sink: Arc<dyn AuditSink> =
+        Arc::new(FileSink::open(dir).map_err(|e| format!("audit directory {}: {e}", dir.display()))?);
+    Ok(Arc::new(
+        AuditLog::new(vec![sink])?.durability(Durability::GroupCommit),
+    ))
+}
+
 fn run(args: Args) -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async_run(args))
@@ -74,6 +86,7 @@ fn run(args: Args) -> Result<(), BoxError> {
 
 async fn async_run(args: Args) -> Result<(), BoxError> {
     let mut _tempdir = None;
+    let audit: Arc<AuditLog>;
     let (builder, bind) = if args.dev {
         init_logging(true);
         let dir = match &args.data_dir {
@@ -85,7 +98,13 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
                 p
             }
         };
-        let kms = Arc::new(FileKms::open_dir(&dir, &RootKey::generate())?);
+        let root = RootKey::generate();
+        let store = FileStore::open(&dir, &root)?;
+        // All-powerful (no enforcement) but audited.
+        let log = audit_log(&dir.join("audit"))?;
+        let kcfg = KmsConfig::new().governance(Arc::new(Governance::new().audit(log.clone())));
+        let kms = Arc::new(FileKms::with_store_config(store, kcfg)?);
+        audit = log;
         let (id, secret, generated) = match (
             std::env::var("KMSKIT_DEV_ACCESS_KEY_ID"),
             std::env::var("KMSKIT_DEV_ACCESS_KEY_SECRET"),
@@ -99,7 +118,10 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
             " A throw-away keystore in {} (random root key, lost at exit),",
             dir.display()
         );
-        eprintln!(" one all-powerful access key, no TLS.");
+        eprintln!(
+            " one all-powerful access key, no TLS; calls audited in {}.",
+            dir.join("audit").display()
+        );
         eprintln!("   AccessKeyId:     {id}");
         if generated {
             // Printed once, on purpose: dev mode exists to hand out a working key.
@@ -145,11 +167,26 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
             kcfg = kcfg.account(a.clone())?;
         }
         let store = FileStore::open(&ks.dir, &root)?;
+        let audit_dir = cfg.audit_dir().ok_or("no audit directory")?;
+        let log = audit_log(&audit_dir)?;
+        let policies = cfg.policy_set()?;
+        let mut gov = Governance::new().audit(log.clone());
+        let enforcing = policies.is_some();
+        if let Some(p) = policies {
+            gov = gov.policies(p);
+        }
+        kcfg = kcfg.governance(Arc::new(gov));
+        audit = log;
         let kms = Arc::new(FileKms::with_store_config(store, kcfg)?);
+        tracing::info!(audit = %audit_dir.display(), enforcing, "audit trail and access control");
         let mut b = Server::builder()
             .provider(kms.clone() as Arc<dyn KeyProvider>)
             .rotator(kms as Arc<dyn Rotator>);
-        for k in cfg.access_keys()? {
+        for mut k in cfg.access_keys()? {
+            if enforcing {
+                // The engine decides (and audits the denial) from the generated policies.
+                k.allowed_actions = vec!["*".to_owned()];
+            }
             b = b.access_key(k);
         }
         if let Some(h) = &cfg.host_id {
@@ -191,6 +228,10 @@ async fn async_run(args: Args) -> Result<(), BoxError> {
         handle.shutdown();
     });
     running.wait().await;
+    {
+        audit.flush().map_err(|e| format!("audit flush: {e}"))?;
+        tracing::info!("audit log flushed");
+    }
     Ok(())
 }
 

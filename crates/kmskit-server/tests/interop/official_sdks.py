@@ -10,6 +10,8 @@ changing nothing but the endpoint. Environment:
   KMSKIT_AK / KMSKIT_SK  an all-powerful access key
   KMSKIT_DENIED_ENDPOINT, KMSKIT_DENIED_AK, KMSKIT_DENIED_SK   (optional) a server and a key that may
                          call only DescribeKey/ListKeys: CreateKey must get Forbidden.NoPermission
+  KMSKIT_DENIED_IDS      (optional) a file to write the denied calls' RequestIds to, one a line, for
+                         the caller to find in the server's audit trail
 Exits non-zero on the first failed check; prints one line per check.
 """
 
@@ -62,10 +64,11 @@ def ok(cond, what, detail=""):
 
 
 class ApiError(Exception):
-    def __init__(self, code, status, message):
+    def __init__(self, code, status, message, request_id=None):
         super().__init__(f"{code} ({status}): {message}")
         self.code = code
         self.status = status
+        self.request_id = request_id
 
 
 # --- the two SDKs behind one small interface -------------------------------------------------------
@@ -86,7 +89,7 @@ class Legacy:
         try:
             return json.loads(self.client.do_action_with_exception(req))
         except ServerException as e:
-            raise ApiError(e.get_error_code(), e.get_http_status(), e.get_error_msg()) from None
+            raise ApiError(e.get_error_code(), e.get_http_status(), e.get_error_msg(), e.get_request_id()) from None
 
     def create_key(self, description):
         r = CreateKeyRequest.CreateKeyRequest()
@@ -195,7 +198,8 @@ class Tea:
             return fn(req).body.to_map()
         except TeaException as e:
             status = getattr(e, "status_code", None) or getattr(e, "statusCode", None)
-            raise ApiError(e.code, status, e.message) from None
+            data = e.data if isinstance(e.data, dict) else {}
+            raise ApiError(e.code, status, e.message, data.get("RequestId")) from None
 
     def create_key(self, description):
         return self._do(self.client.create_key, tea_models.CreateKeyRequest(description=description))["KeyMetadata"]
@@ -383,10 +387,17 @@ def denied():
         print("skip denied-action checks (KMSKIT_DENIED_ENDPOINT not set)")
         return
     ak, sk = os.environ["KMSKIT_DENIED_AK"], os.environ["KMSKIT_DENIED_SK"]
+    ids = []
     for sdk in (Legacy(ak=ak, sk=sk, endpoint=ep), Tea(ak=ak, sk=sk, endpoint=ep), Tea(v2=True, ak=ak, sk=sk, endpoint=ep)):
         ok("Keys" in sdk.list_keys(), f"{sdk.name}: the restricted key may ListKeys")
-        expect_error(lambda: sdk.create_key("nope"), "Forbidden.NoPermission", 403,
-                     f"{sdk.name}: a denied action gets Forbidden.NoPermission")
+        e = expect_error(lambda: sdk.create_key("nope"), "Forbidden.NoPermission", 403,
+                         f"{sdk.name}: a denied action gets Forbidden.NoPermission")
+        ok(bool(e.request_id), f"{sdk.name}: the denial carries a RequestId", f"got {e.request_id!r}")
+        ids.append(e.request_id)
+    out = os.environ.get("KMSKIT_DENIED_IDS")
+    if out:
+        with open(out, "w") as f:
+            f.write("".join(f"{i}\n" for i in ids))
 
 
 def main():
