@@ -15,9 +15,12 @@
 //! `cargo bench -p kmskit-benches --bench envelope` (about 30 s).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::median_ns;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use kmskit_core::crypto::{AeadKey, Algorithm, default_engine};
@@ -104,21 +107,6 @@ fn criterion_groups(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| fx.open(&fx.plain, black_box(&sealed)))
     });
     g.finish();
-}
-
-/// Median over `batches` batches of the time per call of `f`, each batch `iters` calls.
-fn median_ns(batches: usize, iters: u32, mut f: impl FnMut()) -> f64 {
-    let mut per_call: Vec<f64> = (0..batches)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[batches / 2]
 }
 
 fn ratios(fx: &Fixture) {

@@ -8,10 +8,13 @@
 //! `cargo bench -p kmskit-benches --bench governance` (about 30 s).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::median_ns;
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use kmskit_core::audit::{AuditLog, AuditSink, FileSink};
@@ -83,20 +86,6 @@ impl Fixture {
             .as_bytes()
             .len()
     }
-}
-
-fn median_ns(batches: usize, iters: u32, mut f: impl FnMut()) -> f64 {
-    let mut per_call: Vec<f64> = (0..batches)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[batches / 2]
 }
 
 fn scratch(name: &str) -> PathBuf {
