@@ -56,17 +56,17 @@ api_enum!(
     KeySpec, "KeySpec" {
         /// AES-256 (AES-256-GCM).
         Aes256 => "Aliyun_AES_256",
-        /// SM4 (SM4-GCM). Not yet implemented by the engine.
+        /// SM4 (SM4-GCM, GB/T 32907), through the same blob format as AES.
         Sm4 => "Aliyun_SM4",
-        /// RSA 2048. Not yet implemented by the engine.
+        /// RSA 2048: RSA-PSS / PKCS#1 v1.5 signatures or RSAES-OAEP encryption.
         Rsa2048 => "RSA_2048",
-        /// RSA 3072. Not yet implemented by the engine.
+        /// RSA 3072: RSA-PSS / PKCS#1 v1.5 signatures or RSAES-OAEP encryption.
         Rsa3072 => "RSA_3072",
-        /// NIST P-256. Not yet implemented by the engine.
+        /// NIST P-256 (secp256r1): ECDSA signatures.
         EcP256 => "EC_P256",
-        /// secp256k1. Not yet implemented by the engine.
+        /// secp256k1: ECDSA signatures.
         EcP256K => "EC_P256K",
-        /// SM2. Not yet implemented by the engine.
+        /// SM2 (GB/T 32918): SM2DSA signatures or SM2PKE encryption.
         EcSm2 => "EC_SM2",
     }
 );
@@ -94,6 +94,85 @@ impl KeySpec {
             KeySpec::EcP256 | KeySpec::EcP256K => KeyUsage::SignVerify,
             _ => KeyUsage::EncryptDecrypt,
         }
+    }
+}
+
+api_enum!(
+    /// An algorithm of the asymmetric actions (AsymmetricSign/Verify/Encrypt/Decrypt), with the model
+    /// service's spellings.
+    AsymmetricAlgorithm, "Algorithm" {
+        /// RSASSA-PSS, SHA-256, MGF1-SHA-256, salt length 32.
+        RsaPssSha256 => "RSA_PSS_SHA_256",
+        /// RSASSA-PKCS1-v1_5 with SHA-256.
+        RsaPkcs1Sha256 => "RSA_PKCS1_SHA_256",
+        /// ECDSA over a SHA-256 digest; DER-encoded signature.
+        EcdsaSha256 => "ECDSA_SHA_256",
+        /// SM2 signature (GB/T 32918.2) over the digest SM3(Z(A) ‖ M); DER-encoded signature.
+        Sm2Dsa => "SM2DSA",
+        /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
+        RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+        /// RSAES-OAEP with SHA-1 and MGF1-SHA-1.
+        RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+        /// SM2 public-key encryption (GB/T 32918.4); DER-encoded ciphertext.
+        Sm2Pke => "SM2PKE",
+    }
+);
+
+impl AsymmetricAlgorithm {
+    /// The usage a key needs for this algorithm.
+    pub const fn usage(self) -> KeyUsage {
+        match self {
+            AsymmetricAlgorithm::RsaPssSha256
+            | AsymmetricAlgorithm::RsaPkcs1Sha256
+            | AsymmetricAlgorithm::EcdsaSha256
+            | AsymmetricAlgorithm::Sm2Dsa => KeyUsage::SignVerify,
+            AsymmetricAlgorithm::RsaesOaepSha256
+            | AsymmetricAlgorithm::RsaesOaepSha1
+            | AsymmetricAlgorithm::Sm2Pke => KeyUsage::EncryptDecrypt,
+        }
+    }
+
+    /// Whether keys of `spec` can run this algorithm (whatever their usage).
+    pub const fn fits(self, spec: KeySpec) -> bool {
+        match self {
+            AsymmetricAlgorithm::RsaPssSha256
+            | AsymmetricAlgorithm::RsaPkcs1Sha256
+            | AsymmetricAlgorithm::RsaesOaepSha256
+            | AsymmetricAlgorithm::RsaesOaepSha1 => {
+                matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072)
+            }
+            AsymmetricAlgorithm::EcdsaSha256 => matches!(spec, KeySpec::EcP256 | KeySpec::EcP256K),
+            AsymmetricAlgorithm::Sm2Dsa | AsymmetricAlgorithm::Sm2Pke => matches!(spec, KeySpec::EcSm2),
+        }
+    }
+
+    /// The digest length a signature algorithm signs (32 bytes for all of them: SHA-256 or SM3);
+    /// `None` for encryption algorithms.
+    pub const fn digest_len(self) -> Option<usize> {
+        match self.usage() {
+            KeyUsage::SignVerify => Some(32),
+            KeyUsage::EncryptDecrypt => None,
+        }
+    }
+
+    /// Refuses this algorithm for a key of `spec` and `usage` with `Rejected.UnsupportedOperation`
+    /// (spec §8: wrong usage or an algorithm the key cannot run).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] naming the mismatch.
+    pub fn check(self, spec: KeySpec, usage: KeyUsage) -> Result<()> {
+        if !self.fits(spec) {
+            return Err(Error::Unsupported(format!(
+                "algorithm {self} cannot be used with a {spec} key"
+            )));
+        }
+        if self.usage() != usage {
+            return Err(Error::Unsupported(format!(
+                "algorithm {self} needs a {} key; this key is {usage}",
+                self.usage()
+            )));
+        }
+        Ok(())
     }
 }
 

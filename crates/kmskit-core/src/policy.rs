@@ -143,6 +143,16 @@ actions! {
     PurgeKey => "PurgeKey",
     /// Sets the minimum decryption version (a version floor) of a key (kmskit).
     SetMinDecryptionVersion => "SetMinDecryptionVersion",
+    /// AsymmetricSign.
+    AsymmetricSign => "AsymmetricSign",
+    /// AsymmetricVerify.
+    AsymmetricVerify => "AsymmetricVerify",
+    /// AsymmetricEncrypt.
+    AsymmetricEncrypt => "AsymmetricEncrypt",
+    /// AsymmetricDecrypt.
+    AsymmetricDecrypt => "AsymmetricDecrypt",
+    /// GetPublicKey.
+    GetPublicKey => "GetPublicKey",
 }
 
 impl fmt::Display for Action {

@@ -13,7 +13,7 @@ use crate::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::id::{AliasName, KeyId, KeyRef, KeyVersionId};
 use crate::key::{
-    DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
+    AsymmetricAlgorithm, DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
 };
 use crate::secret::{DataKey, SecretBytes};
 
@@ -419,6 +419,99 @@ impl fmt::Debug for Decrypted {
     }
 }
 
+/// The result of AsymmetricSign.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signed {
+    /// The key that signed (the real id).
+    pub key_id: KeyId,
+    /// The version that signed.
+    pub key_version_id: KeyVersionId,
+    /// The signature: DER for ECDSA and SM2DSA, the raw `k`-byte value for RSA.
+    pub signature: Vec<u8>,
+}
+
+impl Signed {
+    /// A result.
+    pub fn new(key_id: KeyId, key_version_id: KeyVersionId, signature: Vec<u8>) -> Self {
+        Self {
+            key_id,
+            key_version_id,
+            signature,
+        }
+    }
+}
+
+/// The result of AsymmetricVerify. A signature that does not verify is `valid: false`, not an error.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The key (the real id).
+    pub key_id: KeyId,
+    /// The version.
+    pub key_version_id: KeyVersionId,
+    /// Whether the signature is valid for the digest.
+    pub valid: bool,
+}
+
+impl Verified {
+    /// A result.
+    pub fn new(key_id: KeyId, key_version_id: KeyVersionId, valid: bool) -> Self {
+        Self {
+            key_id,
+            key_version_id,
+            valid,
+        }
+    }
+}
+
+/// The result of AsymmetricEncrypt: a raw public-key ciphertext (not a kmskit blob: it names no key, so
+/// AsymmetricDecrypt takes the key and version again, as the model service).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsymmetricEncrypted {
+    /// The key (the real id).
+    pub key_id: KeyId,
+    /// The version.
+    pub key_version_id: KeyVersionId,
+    /// The ciphertext: the RSA block for OAEP, DER (C1, C3, C2) for SM2PKE.
+    pub ciphertext: Vec<u8>,
+}
+
+impl AsymmetricEncrypted {
+    /// A result.
+    pub fn new(key_id: KeyId, key_version_id: KeyVersionId, ciphertext: Vec<u8>) -> Self {
+        Self {
+            key_id,
+            key_version_id,
+            ciphertext,
+        }
+    }
+}
+
+/// The result of GetPublicKey: the version's public key as a PEM SubjectPublicKeyInfo.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    /// The key (the real id).
+    pub key_id: KeyId,
+    /// The version.
+    pub key_version_id: KeyVersionId,
+    /// `-----BEGIN PUBLIC KEY-----` … (SubjectPublicKeyInfo, RFC 7468).
+    pub pem: String,
+}
+
+impl PublicKey {
+    /// A result.
+    pub fn new(key_id: KeyId, key_version_id: KeyVersionId, pem: String) -> Self {
+        Self {
+            key_id,
+            key_version_id,
+            pem,
+        }
+    }
+}
+
 /// The result of GenerateDataKey: the plaintext data key and its wrapped form. `Debug` hides the key.
 #[non_exhaustive]
 #[derive(Debug)]
@@ -619,6 +712,92 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     /// ListResourceTags, in tag-key order.
     async fn list_resource_tags(&self, caller: &Caller, key: &KeyRef) -> Result<Vec<Tag>>;
 
+    /// AsymmetricSign: signs a pre-computed `digest` (32 bytes: SHA-256, or SM3(Z(A) ‖ M) for SM2DSA)
+    /// with the named version of a SIGN/VERIFY key.
+    ///
+    /// The default refuses with `Rejected.UnsupportedOperation`, for providers without asymmetric keys.
+    ///
+    /// # Errors
+    /// `Rejected.UnsupportedOperation` for an algorithm the key cannot run or the wrong usage;
+    /// `InvalidParameter` for a digest of the wrong length; state errors as Encrypt.
+    async fn asymmetric_sign(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Signed> {
+        let _ = (caller, key, version, algorithm, digest);
+        Err(unsupported_asymmetric())
+    }
+
+    /// AsymmetricVerify: whether `signature` is valid for `digest` under the named version.
+    ///
+    /// # Errors
+    /// As [`KeyProvider::asymmetric_sign`]; a malformed or wrong signature is `valid: false`.
+    async fn asymmetric_verify(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<Verified> {
+        let _ = (caller, key, version, algorithm, digest, signature);
+        Err(unsupported_asymmetric())
+    }
+
+    /// AsymmetricEncrypt: encrypts `plaintext` with the named version's public key.
+    ///
+    /// # Errors
+    /// `Rejected.UnsupportedOperation` (algorithm/usage), `InvalidParameter` for a plaintext over the
+    /// algorithm's limit; state errors as Encrypt.
+    async fn asymmetric_encrypt(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        plaintext: &[u8],
+    ) -> Result<AsymmetricEncrypted> {
+        let _ = (caller, key, version, algorithm, plaintext);
+        Err(unsupported_asymmetric())
+    }
+
+    /// AsymmetricDecrypt: decrypts a ciphertext made by AsymmetricEncrypt (or by anyone with the public
+    /// key) with the named version's private key.
+    ///
+    /// # Errors
+    /// [`Error::DecryptFailed`] when it does not decrypt; otherwise as
+    /// [`KeyProvider::asymmetric_encrypt`].
+    async fn asymmetric_decrypt(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Decrypted> {
+        let _ = (caller, key, version, algorithm, ciphertext);
+        Err(unsupported_asymmetric())
+    }
+
+    /// GetPublicKey: the named version's public key as PEM.
+    ///
+    /// # Errors
+    /// `Rejected.UnsupportedOperation` for a symmetric key; state errors.
+    async fn get_public_key(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+    ) -> Result<PublicKey> {
+        let _ = (caller, key, version);
+        Err(unsupported_asymmetric())
+    }
+
     /// Decrypts a GenerateDataKey blob and returns the raw data key.
     ///
     /// The default decrypts and Base64-decodes, the model service's convention; providers whose
@@ -635,4 +814,8 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
         let d = self.decrypt(caller, blob, ctx).await?;
         data_key_from_wire(&d.plaintext)
     }
+}
+
+fn unsupported_asymmetric() -> Error {
+    Error::Unsupported("this provider has no asymmetric keys".into())
 }

@@ -30,7 +30,7 @@ use crate::clock::Timestamp;
 use crate::crypto::{AeadEngine, AeadKey, Algorithm, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::id::{AliasName, KeyId, KeyVersionId};
-use crate::key::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
+use crate::key::{AsymmetricAlgorithm, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 use crate::secret::SecretBytes;
 
 /// Names one key version's material.
@@ -279,6 +279,54 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         buf: &mut Vec<u8>,
     ) -> Result<()>;
 
+    /// Signs a 32-byte `digest` with the private key of asymmetric version `id` (spec `spec`; the engine
+    /// has checked that `alg` fits the key's spec and usage). ECDSA and SM2DSA signatures are DER.
+    ///
+    /// The default refuses: a store without asymmetric custody.
+    ///
+    /// # Errors
+    /// `Rejected.UnsupportedOperation` for a spec or algorithm the store cannot run; `KeyVersionNotFound`
+    /// for missing material; backend errors.
+    fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        let _ = (id, alg, digest);
+        Err(no_asymmetric_custody(spec))
+    }
+
+    /// Decrypts a public-key ciphertext with the private key of asymmetric version `id`.
+    ///
+    /// The default refuses: a store without asymmetric custody.
+    ///
+    /// # Errors
+    /// [`Error::DecryptFailed`] when it does not decrypt; otherwise as [`KeyStore::sign_digest`].
+    fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let _ = (id, alg, ciphertext);
+        Err(no_asymmetric_custody(spec))
+    }
+
+    /// The public key of asymmetric version `id` as a DER SubjectPublicKeyInfo. Verification and
+    /// public-key encryption run in the engine over it (public operations need no custody).
+    ///
+    /// The default refuses: a store without asymmetric custody.
+    ///
+    /// # Errors
+    /// As [`KeyStore::sign_digest`].
+    fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        let _ = id;
+        Err(no_asymmetric_custody(spec))
+    }
+
     /// Destroys all material of `key` (idempotent).
     ///
     /// # Errors
@@ -302,6 +350,10 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Storage errors; [`Error::ReadOnly`] on a read-only store.
     fn delete_alias(&self, name: &AliasName) -> Result<()>;
+}
+
+fn no_asymmetric_custody(spec: KeySpec) -> Error {
+    Error::Unsupported(format!("this keystore cannot hold {spec} keys"))
 }
 
 /// The AEAD algorithm the engine uses for a symmetric key spec.
