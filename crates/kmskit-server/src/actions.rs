@@ -1,7 +1,7 @@
 //! The actions of spec §8 over a [`KeyProvider`]: parameters in, JSON out.
 
 use base64::Engine as _;
-use kmskit_core::key::KeyVersion;
+use kmskit_core::key::{AsymmetricAlgorithm, KeyVersion};
 use kmskit_core::provider::{AliasInfo, KeyFilter, Page};
 use kmskit_core::rotate::{RotationPolicy, Rotator};
 use kmskit_core::{
@@ -42,6 +42,11 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "TagResources",
     "UntagResources",
     "ListTagResources",
+    "AsymmetricSign",
+    "AsymmetricVerify",
+    "AsymmetricEncrypt",
+    "AsymmetricDecrypt",
+    "GetPublicKey",
 ];
 
 /// The actions served only when the server has a [`Rotator`] (`ServerBuilder::rotator`); without one
@@ -90,6 +95,36 @@ fn context(p: &Params, name: &'static str) -> Result<EncryptionContext, ApiError
 fn blob(p: &Params, name: &'static str) -> Result<CiphertextBlob, ApiError> {
     let s = p.required(name)?;
     CiphertextBlob::from_base64(s).map_err(|_| ApiError::invalid(name, "not a ciphertext blob"))
+}
+
+/// A required Base64 parameter (spec §7: Digest, Value, Plaintext and CiphertextBlob of the asymmetric
+/// actions are Base64 of raw bytes): `MissingParameter` when absent or empty, `InvalidParameter` when it
+/// is not standard Base64 (with or without padding).
+fn base64_param(p: &Params, name: &'static str) -> Result<Vec<u8>, ApiError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let s = p.required(name)?;
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .map_err(|_| ApiError::invalid(name, "not Base64"))
+}
+
+/// The required `KeyVersionId` (asymmetric keys have no primary version, so every asymmetric action
+/// names one).
+fn key_version(p: &Params) -> Result<KeyVersionId, ApiError> {
+    let s = p.required("KeyVersionId")?;
+    KeyVersionId::new(s).map_err(|e| match e {
+        kmskit_core::Error::InvalidParameter { reason, .. } => ApiError::invalid("KeyVersionId", reason),
+        other => other.into(),
+    })
+}
+
+/// The required `Algorithm` (spec §6 spellings); an unknown name is `InvalidParameter`, a known one the
+/// key cannot run is the engine's `Rejected.UnsupportedOperation`.
+fn algorithm(p: &Params) -> Result<AsymmetricAlgorithm, ApiError> {
+    let s = p.required("Algorithm")?;
+    s.parse()
+        .map_err(|_| ApiError::invalid("Algorithm", format!("unknown algorithm {s:?}")))
 }
 
 fn page(p: &Params) -> Result<PageRequest, ApiError> {
@@ -609,6 +644,81 @@ pub async fn dispatch_with(
             };
             let page: Vec<Value> = rows.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
             json!({ "TagResources": { "TagResource": page }, "NextToken": next })
+        }
+        "AsymmetricSign" => {
+            let key = key_ref(p, "KeyId")?;
+            let version = key_version(p)?;
+            let alg = algorithm(p)?;
+            let digest = base64_param(p, "Digest")?;
+            dry_run(p)?;
+            let s = provider
+                .asymmetric_sign(caller, &key, &version, alg, &digest)
+                .await?;
+            json!({
+                "KeyId": s.key_id.as_str(),
+                "KeyVersionId": s.key_version_id.as_str(),
+                "Value": base64::engine::general_purpose::STANDARD.encode(&s.signature),
+            })
+        }
+        "AsymmetricVerify" => {
+            let key = key_ref(p, "KeyId")?;
+            let version = key_version(p)?;
+            let alg = algorithm(p)?;
+            let digest = base64_param(p, "Digest")?;
+            let signature = base64_param(p, "Value")?;
+            dry_run(p)?;
+            let v = provider
+                .asymmetric_verify(caller, &key, &version, alg, &digest, &signature)
+                .await?;
+            // A JSON boolean (spec §5), not the text "true".
+            json!({
+                "KeyId": v.key_id.as_str(),
+                "KeyVersionId": v.key_version_id.as_str(),
+                "Value": v.valid,
+            })
+        }
+        "AsymmetricEncrypt" => {
+            let key = key_ref(p, "KeyId")?;
+            let version = key_version(p)?;
+            let alg = algorithm(p)?;
+            let pt = zeroize::Zeroizing::new(base64_param(p, "Plaintext")?);
+            dry_run(p)?;
+            let e = provider
+                .asymmetric_encrypt(caller, &key, &version, alg, &pt)
+                .await?;
+            json!({
+                "KeyId": e.key_id.as_str(),
+                "KeyVersionId": e.key_version_id.as_str(),
+                "CiphertextBlob": base64::engine::general_purpose::STANDARD.encode(&e.ciphertext),
+            })
+        }
+        "AsymmetricDecrypt" => {
+            let key = key_ref(p, "KeyId")?;
+            let version = key_version(p)?;
+            let alg = algorithm(p)?;
+            let ct = base64_param(p, "CiphertextBlob")?;
+            dry_run(p)?;
+            let d = provider
+                .asymmetric_decrypt(caller, &key, &version, alg, &ct)
+                .await?;
+            let pt =
+                zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&d.plaintext[..]));
+            json!({
+                "KeyId": d.key_id.as_str(),
+                "KeyVersionId": d.key_version_id.as_str(),
+                "Plaintext": pt.as_str(),
+            })
+        }
+        "GetPublicKey" => {
+            let key = key_ref(p, "KeyId")?;
+            let version = key_version(p)?;
+            dry_run(p)?;
+            let k = provider.get_public_key(caller, &key, &version).await?;
+            json!({
+                "KeyId": k.key_id.as_str(),
+                "KeyVersionId": k.key_version_id.as_str(),
+                "PublicKey": k.pem,
+            })
         }
         "CreateKeyVersion" => {
             let r = rotator.ok_or_else(ApiError::unknown_action)?;

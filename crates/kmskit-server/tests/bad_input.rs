@@ -54,6 +54,11 @@ const ACTIONS: &[&str] = &[
     "TagResources",
     "UntagResources",
     "ListTagResources",
+    "AsymmetricSign",
+    "AsymmetricVerify",
+    "AsymmetricEncrypt",
+    "AsymmetricDecrypt",
+    "GetPublicKey",
     "Nope",
 ];
 const NAMES: &[&str] = &[
@@ -88,6 +93,9 @@ const NAMES: &[&str] = &[
     "TagKey.1",
     "All",
     "NextToken",
+    "Algorithm",
+    "Digest",
+    "Value",
 ];
 
 fn check(reply: &kmskit_server::Reply) {
