@@ -891,6 +891,10 @@ const CRYPTO_ACTIONS: &[&str] = &[
     "kms:ReEncrypt",
     "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:AsymmetricSign",
+    "kms:AsymmetricVerify",
+    "kms:AsymmetricEncrypt",
+    "kms:AsymmetricDecrypt",
 ];
 
 impl Role {
@@ -924,7 +928,12 @@ impl Role {
                     return Err(Error::invalid("Keys", "a CryptoUser needs at least one key"));
                 }
                 let mut actions = CRYPTO_ACTIONS.to_vec();
-                actions.extend(["kms:DescribeKey", "kms:ListAliasesByKeyId"]);
+                actions.extend([
+                    "kms:DescribeKey",
+                    "kms:ListAliasesByKeyId",
+                    "kms:ListKeyVersions",
+                    "kms:GetPublicKey",
+                ]);
                 format!(
                     r#"{{"Version":"1","Statement":[{{"Effect":"Allow","Action":{},"Resource":{}}}]}}"#,
                     list(&actions),

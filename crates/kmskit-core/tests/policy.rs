@@ -405,6 +405,10 @@ fn role_matrix() {
         Action::ReEncrypt,
         Action::GenerateDataKey,
         Action::GenerateDataKeyWithoutPlaintext,
+        Action::AsymmetricSign,
+        Action::AsymmetricVerify,
+        Action::AsymmetricEncrypt,
+        Action::AsymmetricDecrypt,
     ];
     let manage = [
         Action::CreateKey,
