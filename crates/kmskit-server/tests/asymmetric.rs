@@ -37,6 +37,9 @@ async fn start() -> (RunningServer, SocketAddr) {
     (running, addr)
 }
 
+/// An action, its parameters and the error code it must get.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 async fn ok(c: &mut Client, action: &str, params: &[(&str, &str)]) -> Answer {
     let r = c.call(action, params).await.unwrap();
     assert_eq!(r.status, 200, "{action} {params:?}: {r:?}");
@@ -106,7 +109,7 @@ async fn parameters_are_checked_before_the_engine() {
         let (status, code) = code(&mut c, action, &[("KeyId", key)]).await;
         assert_eq!((status, code.as_str()), (400, "MissingParameter"), "{action}");
     }
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case<'_>] = &[
         (
             "AsymmetricSign",
             &[
