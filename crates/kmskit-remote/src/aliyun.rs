@@ -11,10 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use kmskit_core::key::{KeyVersion, Tag};
+use kmskit_core::key::{AsymmetricAlgorithm, KeyVersion, Tag};
 use kmskit_core::provider::{
-    AliasInfo, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey, KeyProvider,
-    KeySummary, ListKeys, Page, PageRequest,
+    AliasInfo, AsymmetricEncrypted, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey,
+    KeyProvider, KeySummary, ListKeys, Page, PageRequest, PublicKey, Signed, Verified,
 };
 use kmskit_core::{
     AliasName, CiphertextBlob, DataKey, EncryptionContext, Error, ErrorCode, KeyId, KeyMetadata, KeyRef,
@@ -279,6 +279,34 @@ fn encrypted(v: &Value) -> Result<Encrypted> {
         KeyVersionId::new(s(v, "KeyVersionId"))?,
         CiphertextBlob::from_base64(&s(v, "CiphertextBlob"))?,
     ))
+}
+
+/// The parameters every asymmetric action starts with.
+fn asym_params(
+    key: &KeyRef,
+    version: &KeyVersionId,
+    algorithm: Option<AsymmetricAlgorithm>,
+) -> Vec<(&'static str, String)> {
+    let mut p = vec![("KeyId", key.to_string()), ("KeyVersionId", version.to_string())];
+    if let Some(a) = algorithm {
+        p.push(("Algorithm", a.as_str().to_owned()));
+    }
+    p
+}
+
+/// The `KeyId` and `KeyVersionId` of an answer.
+fn ids(v: &Value) -> Result<(KeyId, KeyVersionId)> {
+    Ok((
+        KeyId::new(s(v, "KeyId"))?,
+        KeyVersionId::new(s(v, "KeyVersionId"))?,
+    ))
+}
+
+/// A Base64 field of an answer (spec §7: the asymmetric actions' bytes travel as Base64).
+fn b64_field(v: &Value, field: &str, action: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s(v, field))
+        .map_err(|_| Error::Internal(format!("{action} answered a {field} that is not Base64")))
 }
 
 impl AliyunKms {
@@ -689,6 +717,126 @@ impl KeyProvider for AliyunKms {
         rows.iter()
             .map(|r| Tag::new(s(r, "TagKey"), s(r, "TagValue")))
             .collect()
+    }
+
+    async fn asymmetric_sign(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Signed> {
+        let mut p = asym_params(key, version, Some(algorithm));
+        p.push(("Digest", base64::engine::general_purpose::STANDARD.encode(digest)));
+        let v = self.call("AsymmetricSign", &p).await?;
+        let (key_id, version_id) = ids(&v)?;
+        Ok(Signed::new(
+            key_id,
+            version_id,
+            b64_field(&v, "Value", "AsymmetricSign")?,
+        ))
+    }
+
+    async fn asymmetric_verify(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<Verified> {
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let mut p = asym_params(key, version, Some(algorithm));
+        p.push(("Digest", b64.encode(digest)));
+        p.push(("Value", b64.encode(signature)));
+        let v = self.call("AsymmetricVerify", &p).await?;
+        let (key_id, version_id) = ids(&v)?;
+        // A JSON boolean (spec §5); tolerate the text form too.
+        let valid = match v.get("Value") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("false") => false,
+            _ => {
+                return Err(Error::Internal(
+                    "AsymmetricVerify answered no boolean Value".into(),
+                ));
+            }
+        };
+        Ok(Verified::new(key_id, version_id, valid))
+    }
+
+    async fn asymmetric_encrypt(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        plaintext: &[u8],
+    ) -> Result<AsymmetricEncrypted> {
+        let mut p = asym_params(key, version, Some(algorithm));
+        p.push((
+            "Plaintext",
+            base64::engine::general_purpose::STANDARD.encode(plaintext),
+        ));
+        let result = self.call("AsymmetricEncrypt", &p).await;
+        for (_, v) in &mut p {
+            v.zeroize();
+        }
+        let v = result?;
+        let (key_id, version_id) = ids(&v)?;
+        Ok(AsymmetricEncrypted::new(
+            key_id,
+            version_id,
+            b64_field(&v, "CiphertextBlob", "AsymmetricEncrypt")?,
+        ))
+    }
+
+    async fn asymmetric_decrypt(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Decrypted> {
+        let mut p = asym_params(key, version, Some(algorithm));
+        p.push((
+            "CiphertextBlob",
+            base64::engine::general_purpose::STANDARD.encode(ciphertext),
+        ));
+        let mut v = self.call("AsymmetricDecrypt", &p).await?;
+        let (key_id, version_id) = ids(&v)?;
+        let text = match v.get_mut("Plaintext") {
+            Some(Value::String(s)) => Zeroizing::new(std::mem::take(s)),
+            _ => Zeroizing::new(String::new()),
+        };
+        let plaintext = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|_| {
+                    Error::Internal("AsymmetricDecrypt answered a Plaintext that is not Base64".into())
+                })?,
+        );
+        Ok(Decrypted::new(key_id, version_id, plaintext))
+    }
+
+    async fn get_public_key(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+    ) -> Result<PublicKey> {
+        let v = self
+            .call("GetPublicKey", &asym_params(key, version, None))
+            .await?;
+        let (key_id, version_id) = ids(&v)?;
+        let pem = s(&v, "PublicKey");
+        if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+            return Err(Error::Internal("GetPublicKey answered no PEM public key".into()));
+        }
+        Ok(PublicKey::new(key_id, version_id, pem))
     }
 }
 

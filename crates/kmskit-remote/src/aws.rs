@@ -14,10 +14,12 @@ use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types as aws;
-use kmskit_core::key::{DataKeySpec, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag};
+use kmskit_core::key::{
+    AsymmetricAlgorithm, DataKeySpec, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
+};
 use kmskit_core::provider::{
-    AliasInfo, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey, KeyProvider,
-    KeySummary, ListKeys, Page, PageRequest,
+    AliasInfo, AsymmetricEncrypted, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey,
+    KeyProvider, KeySummary, ListKeys, Page, PageRequest, PublicKey, Signed, Verified,
 };
 use kmskit_core::{
     AliasName, CiphertextBlob, DataKey, EncryptionContext, Error, ErrorCode, KeyId, KeyMetadata, KeyRef,
@@ -192,6 +194,17 @@ impl AwsKmsBuilder {
 /// | encryption context | AWS encryption context (same semantics) |
 /// | key version | AWS hides versions: the key id stands for the one visible version |
 /// | error codes | mapped to ours ([`Error::Remote`]); the message keeps AWS's code and HTTP status |
+/// | `RSA_2048`, `RSA_3072`, `EC_P256`, `EC_P256K`, `EC_SM2` | `RSA_2048`, `RSA_3072`, `ECC_NIST_P256`, `ECC_SECG_P256K1`, `SM2` (SM2 in AWS China regions only) |
+/// | `RSA_PSS_SHA_256`, `RSA_PKCS1_SHA_256`, `ECDSA_SHA_256`, `SM2DSA` | `RSASSA_PSS_SHA_256`, `RSASSA_PKCS1_V1_5_SHA_256`, `ECDSA_SHA_256`, `SM2DSA`, always with `MessageType=DIGEST` |
+/// | `RSAES_OAEP_SHA_256`, `RSAES_OAEP_SHA_1`, `SM2PKE` | the same `EncryptionAlgorithm` names |
+/// | AsymmetricVerify of a bad signature | AWS's `KMSInvalidSignatureException` is `valid: false` |
+/// | GetPublicKey | AWS's DER SubjectPublicKeyInfo, written as PEM |
+///
+/// Asymmetric keys: AWS KMS keys have no versions, so the asymmetric calls take the **key id as the
+/// `KeyVersionId`** (what [`KeyMetadata::primary_key_version`](kmskit_core::KeyMetadata) shows); any
+/// other version is `Forbidden.KeyVersionNotFound`. A new key pair is a new AWS key (AWS KMS does not
+/// rotate asymmetric keys). The digest is signed as given (`MessageType=DIGEST`): for `SM2DSA` it must
+/// already be SM3(Z(A) ‖ M), as AWS KMS documents for SM2 digests.
 ///
 /// Not supported (answer `Rejected.UnsupportedOperation`): deletion protection, key versions, ListKeys
 /// filters, `acs:` ARNs. `CancelKeyDeletion` enables the key again, as ours does (AWS leaves it
@@ -300,6 +313,14 @@ fn map_code(remote: &str, message: &str, status: u16, op: Op, alias: bool) -> Er
             }
         }
         "KMSInvalidStateException" => ErrorCode::StateModifiedFailed,
+        // AWS answers InvalidKeyUsageException; moto a ValidationException naming the algorithm or usage.
+        "ValidationException"
+            if lower.contains("signingalgorithm")
+                || lower.contains("encryptionalgorithm")
+                || lower.contains("key with usage") =>
+        {
+            ErrorCode::UnsupportedOperation
+        }
         "InvalidCiphertextException"
         | "IncorrectKeyException"
         | "ValidationException"
@@ -443,6 +464,70 @@ fn metadata(m: &aws::KeyMetadata) -> Result<KeyMetadata> {
         .map_err(|e| Error::Internal(format!("AWS KMS key metadata does not map: {e}")))
 }
 
+/// AWS's signing algorithm for ours.
+fn signing_to_aws(a: AsymmetricAlgorithm) -> Result<aws::SigningAlgorithmSpec> {
+    Ok(match a {
+        AsymmetricAlgorithm::RsaPssSha256 => aws::SigningAlgorithmSpec::RsassaPssSha256,
+        AsymmetricAlgorithm::RsaPkcs1Sha256 => aws::SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+        AsymmetricAlgorithm::EcdsaSha256 => aws::SigningAlgorithmSpec::EcdsaSha256,
+        AsymmetricAlgorithm::Sm2Dsa => aws::SigningAlgorithmSpec::Sm2Dsa,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{other} is an encryption algorithm, not a signing one"
+            )));
+        }
+    })
+}
+
+/// AWS's encryption algorithm for ours.
+fn encryption_to_aws(a: AsymmetricAlgorithm) -> Result<aws::EncryptionAlgorithmSpec> {
+    Ok(match a {
+        AsymmetricAlgorithm::RsaesOaepSha256 => aws::EncryptionAlgorithmSpec::RsaesOaepSha256,
+        AsymmetricAlgorithm::RsaesOaepSha1 => aws::EncryptionAlgorithmSpec::RsaesOaepSha1,
+        AsymmetricAlgorithm::Sm2Pke => aws::EncryptionAlgorithmSpec::Sm2Pke,
+        other => {
+            return Err(Error::Unsupported(format!(
+                "{other} is a signing algorithm, not an encryption one"
+            )));
+        }
+    })
+}
+
+/// A digest for `a`: 32 bytes (SHA-256, or SM3 for SM2DSA), as our engine requires.
+fn check_digest(a: AsymmetricAlgorithm, digest: &[u8]) -> Result<()> {
+    match a.digest_len() {
+        Some(n) if digest.len() != n => Err(Error::invalid(
+            "Digest",
+            format!("{a} signs a {n}-byte digest, not {} bytes", digest.len()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The one version of an AWS key is the key id itself.
+fn check_version(key_id: &KeyId, version: &KeyVersionId) -> Result<()> {
+    if version.as_str() == key_id.as_str() {
+        Ok(())
+    } else {
+        Err(Error::KeyVersionNotFound(format!(
+            "{version} (AWS KMS keys have one version, named by the key id {key_id})"
+        )))
+    }
+}
+
+/// PEM (RFC 7468, 64-character lines) of a DER SubjectPublicKeyInfo.
+fn spki_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
+}
+
 fn unsupported<T>(what: &str) -> Result<T> {
     Err(Error::Unsupported(format!("{what} on AWS KMS")))
 }
@@ -528,6 +613,14 @@ impl AwsKms {
         }
         out.sort_by(|a, b| a.alias_name.cmp(&b.alias_name));
         Ok(out)
+    }
+
+    /// The key id of `key` (a DescribeKey call for an alias) after checking that `version` is its one
+    /// version.
+    async fn versioned(&self, key: &KeyRef, version: &KeyVersionId) -> Result<KeyId> {
+        let id = self.resolve(key).await?;
+        check_version(&id, version)?;
+        Ok(id)
     }
 
     async fn encrypt_raw(
@@ -1086,6 +1179,172 @@ impl KeyProvider for AwsKms {
         }
         out.sort_by(|a, b| a.tag_key.cmp(&b.tag_key));
         Ok(out)
+    }
+
+    async fn asymmetric_sign(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Signed> {
+        let alg = signing_to_aws(algorithm)?;
+        check_digest(algorithm, digest)?;
+        let id = self.versioned(key, version).await?;
+        let out = self
+            .transport
+            .run(|| async {
+                self.client
+                    .sign()
+                    .key_id(id.as_str())
+                    .message(Blob::new(digest))
+                    .message_type(aws::MessageType::Digest)
+                    .signing_algorithm(alg.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, Op::Crypto, false))
+            })
+            .await?;
+        let key_id = key_id_of(out.key_id().unwrap_or_default())?;
+        let sig = out
+            .signature
+            .ok_or_else(|| Error::Internal("Sign without Signature".into()))?;
+        Ok(Signed::new(key_id.clone(), version_of(&key_id), sig.into_inner()))
+    }
+
+    async fn asymmetric_verify(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<Verified> {
+        let alg = signing_to_aws(algorithm)?;
+        check_digest(algorithm, digest)?;
+        let id = self.versioned(key, version).await?;
+        if signature.is_empty() {
+            // AWS refuses an empty Signature outright; it verifies nothing.
+            return Ok(Verified::new(id.clone(), version_of(&id), false));
+        }
+        let out = self
+            .transport
+            .run(|| async {
+                match self
+                    .client
+                    .verify()
+                    .key_id(id.as_str())
+                    .message(Blob::new(digest))
+                    .message_type(aws::MessageType::Digest)
+                    .signature(Blob::new(signature))
+                    .signing_algorithm(alg.clone())
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(out.signature_valid),
+                    // AWS KMS answers a signature that does not verify with this error, not `false`.
+                    Err(e) if e.code() == Some("KMSInvalidSignatureException") => Ok(false),
+                    Err(e) => Err(map_err(e, Op::Crypto, false)),
+                }
+            })
+            .await?;
+        Ok(Verified::new(id.clone(), version_of(&id), out))
+    }
+
+    async fn asymmetric_encrypt(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        plaintext: &[u8],
+    ) -> Result<AsymmetricEncrypted> {
+        let alg = encryption_to_aws(algorithm)?;
+        if plaintext.is_empty() {
+            return Err(Error::invalid("Plaintext", "AWS KMS encrypts at least 1 byte"));
+        }
+        let id = self.versioned(key, version).await?;
+        let out = self
+            .transport
+            .run(|| async {
+                self.client
+                    .encrypt()
+                    .key_id(id.as_str())
+                    .plaintext(Blob::new(plaintext))
+                    .encryption_algorithm(alg.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, Op::Crypto, false))
+            })
+            .await?;
+        let key_id = key_id_of(out.key_id().unwrap_or_default())?;
+        let blob = out
+            .ciphertext_blob
+            .ok_or_else(|| Error::Internal("Encrypt without CiphertextBlob".into()))?;
+        Ok(AsymmetricEncrypted::new(
+            key_id.clone(),
+            version_of(&key_id),
+            blob.into_inner(),
+        ))
+    }
+
+    async fn asymmetric_decrypt(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Decrypted> {
+        let alg = encryption_to_aws(algorithm)?;
+        let id = self.versioned(key, version).await?;
+        let out = self
+            .transport
+            .run(|| async {
+                self.client
+                    .decrypt()
+                    .key_id(id.as_str())
+                    .ciphertext_blob(Blob::new(ciphertext))
+                    .encryption_algorithm(alg.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, Op::Crypto, false))
+            })
+            .await?;
+        let key_id = key_id_of(out.key_id().unwrap_or_default())?;
+        let plaintext = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
+        Ok(Decrypted::new(key_id.clone(), version_of(&key_id), plaintext))
+    }
+
+    async fn get_public_key(
+        &self,
+        _caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+    ) -> Result<PublicKey> {
+        let id = self.versioned(key, version).await?;
+        let out = self
+            .transport
+            .run(|| async {
+                self.client
+                    .get_public_key()
+                    .key_id(id.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| map_err(e, Op::Other, false))
+            })
+            .await?;
+        let key_id = key_id_of(out.key_id().unwrap_or_default())?;
+        let der = out
+            .public_key
+            .ok_or_else(|| Error::Internal("GetPublicKey without PublicKey".into()))?;
+        Ok(PublicKey::new(
+            key_id.clone(),
+            version_of(&key_id),
+            spki_pem(der.as_ref()),
+        ))
     }
 
     /// AWS returns data keys raw: the plaintext of a GenerateDataKey blob is the key itself.
