@@ -12,6 +12,13 @@ First steps:
   kmskit decrypt --in blob.txt
   kmskit file encrypt --key alias/orders report.csv report.csv.kms
 
+Signatures:
+  kmskit key create --key-spec EC_P256 --key-usage SIGN/VERIFY
+  kmskit key versions KEY_ID
+  kmskit sign --key KEY_ID --key-version VERSION_ID --algorithm ECDSA_SHA_256 --message-file doc.pdf > doc.sig
+  kmskit verify --key KEY_ID --key-version VERSION_ID --algorithm ECDSA_SHA_256 --message-file doc.pdf --signature-file doc.sig
+  kmskit public-key --key KEY_ID --key-version VERSION_ID --out key.pem
+
 Scripts: add --output json (and --fields KeyState,Creator to select fields).";
 
 /// kmskit: keys, aliases, encryption and data keys over a local kmskit keystore.
@@ -83,6 +90,24 @@ pub(crate) enum Command {
     /// Data keys for envelope encryption.
     #[command(subcommand)]
     DataKey(DataKeyCommand),
+    /// Sign a message or a digest with a version of a SIGN/VERIFY key (AsymmetricSign); prints the
+    /// signature (Base64).
+    ///
+    /// With --message-file the digest is computed here: SHA-256, or for SM2DSA the GB/T 32918 digest
+    /// SM3(Z(A) ‖ M) with the default signer id 1234567812345678 (Z(A) comes from the version's public
+    /// key). The signature is DER for ECDSA_SHA_256 and SM2DSA, raw for the RSA algorithms.
+    ///
+    /// Example: kmskit sign --key alias/signer --key-version VERSION_ID --algorithm ECDSA_SHA_256 --message-file doc.pdf > doc.sig
+    Sign(SignArgs),
+    /// Verify a signature over a message or a digest (AsymmetricVerify); prints the result and exits
+    /// with status 1 when the signature is not valid.
+    ///
+    /// Example: kmskit verify --key alias/signer --key-version VERSION_ID --algorithm ECDSA_SHA_256 --message-file doc.pdf --signature-file doc.sig
+    Verify(VerifyArgs),
+    /// Print (or write) the public key of a version of an asymmetric key, as PEM (GetPublicKey).
+    ///
+    /// Example: kmskit public-key --key alias/signer --key-version VERSION_ID --out signer.pem
+    PublicKey(PublicKeyArgs),
     /// Encrypt files of any size (the kmskit-stream format: chunked, authenticated, parallel).
     #[command(subcommand)]
     File(FileCommand),
@@ -183,9 +208,13 @@ pub(crate) enum KeyCommand {
         /// What the key is for.
         #[arg(long, default_value = "")]
         description: String,
-        /// The key spec.
+        /// The key spec: Aliyun_AES_256, Aliyun_SM4, RSA_2048, RSA_3072, EC_P256, EC_P256K or EC_SM2.
         #[arg(long, default_value = "Aliyun_AES_256")]
         key_spec: String,
+        /// The key usage: ENCRYPT/DECRYPT or SIGN/VERIFY (default: the spec's, SIGN/VERIFY for EC_P256
+        /// and EC_P256K, ENCRYPT/DECRYPT otherwise). One usage per key.
+        #[arg(long, value_name = "USAGE")]
+        key_usage: Option<String>,
         /// A tag, as KEY=VALUE (repeatable).
         #[arg(long = "tag", value_name = "KEY=VALUE")]
         tags: Vec<String>,
@@ -229,6 +258,13 @@ pub(crate) enum KeyCommand {
     ///
     /// Example: kmskit key cancel-deletion alias/orders
     CancelDeletion {
+        /// Key id, alias or ARN.
+        key: String,
+    },
+    /// List a key's versions (ListKeyVersions): the asymmetric actions name a version.
+    ///
+    /// Example: kmskit key versions alias/signer
+    Versions {
         /// Key id, alias or ARN.
         key: String,
     },
@@ -328,6 +364,80 @@ pub(crate) struct DecryptArgs {
     /// The input blob is raw bytes, not Base64 text.
     #[arg(long)]
     pub(crate) raw: bool,
+}
+
+/// The key version an asymmetric command uses.
+#[derive(Debug, Args)]
+pub(crate) struct KeyVersionArgs {
+    /// Key id, alias or ARN of an asymmetric key.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The key version (asymmetric keys have no primary version: see `kmskit key versions`).
+    #[arg(long, value_name = "VERSION_ID")]
+    pub(crate) key_version: String,
+}
+
+/// What is signed: a digest given in hex, or a message file hashed here.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SignedData {
+    /// The digest, in hex (32 bytes: SHA-256, or SM3(Z(A) ‖ M) for SM2DSA).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) digest_hex: Option<String>,
+    /// The message; its digest is computed here (SHA-256, or SM3(Z(A) ‖ M) for SM2DSA).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) message_file: Option<PathBuf>,
+}
+
+/// `kmskit sign`.
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyVersionArgs,
+    /// RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, ECDSA_SHA_256 or SM2DSA.
+    #[arg(long)]
+    pub(crate) algorithm: String,
+    #[command(flatten)]
+    pub(crate) data: SignedData,
+    /// Write the signature (Base64 text) to FILE (atomically) instead of standard output.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) out_file: Option<PathBuf>,
+}
+
+/// `kmskit verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyVersionArgs,
+    /// RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, ECDSA_SHA_256 or SM2DSA.
+    #[arg(long)]
+    pub(crate) algorithm: String,
+    #[command(flatten)]
+    pub(crate) data: SignedData,
+    #[command(flatten)]
+    pub(crate) signature: SignatureSource,
+}
+
+/// Where the signature comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SignatureSource {
+    /// A file with the signature: Base64 text (as `kmskit sign` writes it) or the raw bytes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) signature_file: Option<PathBuf>,
+    /// The signature, Base64.
+    #[arg(long, value_name = "BASE64")]
+    pub(crate) signature_b64: Option<String>,
+}
+
+/// `kmskit public-key`.
+#[derive(Debug, Args)]
+pub(crate) struct PublicKeyArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyVersionArgs,
+    /// Write the PEM to FILE (atomically) instead of standard output. (`-o` is `--output`, the format.)
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) out_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

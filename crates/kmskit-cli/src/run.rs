@@ -6,16 +6,20 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use kmskit::key::{AsymmetricAlgorithm, KeyUsage};
 use kmskit::remote::AliyunKms;
 use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
 use kmskit::{
     AliasName, Caller, CiphertextBlob, CreateKey, DataKeyLength, DataKeySpec, EncryptionContext, FileKms,
-    KeyProvider, KeyRef, KeySpec, ListKeys, PageRequest, RotationPolicy, Rotator, Tag,
+    KeyProvider, KeyRef, KeySpec, KeyVersionId, ListKeys, PageRequest, RotationPolicy, Rotator, Tag,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::cli::{AliasCommand, Cli, Command, DataKeyCommand, FileCommand, Io, KeyCommand};
+use crate::cli::{
+    AliasCommand, Cli, Command, DataKeyCommand, FileCommand, Io, KeyCommand, KeyVersionArgs, PublicKeyArgs,
+    SignArgs, SignedData, VerifyArgs,
+};
 use crate::error::CliError;
 use crate::keystore;
 use crate::output::Printer;
@@ -53,6 +57,9 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Encrypt(a) => cx.encrypt(&a.key, &a.io, a.context.as_deref(), a.raw),
         Command::Decrypt(a) => cx.decrypt(&a.io, a.context.as_deref(), a.raw),
         Command::DataKey(c) => cx.data_key(c),
+        Command::Sign(a) => cx.sign(&a),
+        Command::Verify(a) => cx.verify(&a),
+        Command::PublicKey(a) => cx.public_key(&a),
         Command::File(c) => cx.file(c),
         Command::Audit(_) => Ok(()),
         Command::Usage(a) => crate::audit::usage(&kms, &keystore_dir, &a, &printer),
@@ -223,6 +230,9 @@ fn remote(cli: Cli, endpoint: &str, printer: &Printer) -> Result<(), CliError> {
         Command::Encrypt(a) => cx.encrypt(&a.key, &a.io, a.context.as_deref(), a.raw),
         Command::Decrypt(a) => cx.decrypt(&a.io, a.context.as_deref(), a.raw),
         Command::DataKey(c) => cx.data_key(c),
+        Command::Sign(a) => cx.sign(&a),
+        Command::Verify(a) => cx.verify(&a),
+        Command::PublicKey(a) => cx.public_key(&a),
         Command::File(c) => cx.file(c),
         Command::Audit(_) | Command::Usage(_) | Command::Serve(_) => Ok(()),
     }
@@ -285,10 +295,14 @@ impl Cx<'_> {
             KeyCommand::Create {
                 description,
                 key_spec,
+                key_usage,
                 tags,
             } => {
                 let spec: KeySpec = key_spec.parse()?;
                 let mut req = CreateKey::new(description).key_spec(spec);
+                if let Some(u) = key_usage {
+                    req = req.key_usage(u.parse::<KeyUsage>()?);
+                }
                 for t in tags {
                     let (k, v) = t
                         .split_once('=')
@@ -344,6 +358,25 @@ impl Cx<'_> {
                 let k = key_ref(&key)?;
                 block_on(self.kms.cancel_key_deletion(self.caller, &k))?;
                 self.state_changed(&k)
+            }
+            KeyCommand::Versions { key } => {
+                let k = key_ref(&key)?;
+                let mut out = Vec::new();
+                for page in 1..=MAX_PAGES {
+                    let p = block_on(self.kms.list_key_versions(
+                        self.caller,
+                        &k,
+                        PageRequest::new(page, PAGE)?,
+                    ))?;
+                    let n = p.items.len();
+                    for v in &p.items {
+                        out.push(to_json(v)?);
+                    }
+                    if n < PAGE as usize || out.len() as u64 >= p.total_count {
+                        break;
+                    }
+                }
+                self.printer.list(out, &["KeyId", "KeyVersionId", "CreationDate"])
             }
             KeyCommand::Rotate { key } => {
                 let k = key_ref(&key)?;
@@ -461,6 +494,97 @@ impl Cx<'_> {
         };
         let dec = block_on(self.kms.decrypt(self.caller, &blob, &ctx))?;
         write_output(io.out_file.as_deref(), &dec.plaintext)
+    }
+
+    /// The key and version of an asymmetric command.
+    fn key_version(a: &KeyVersionArgs) -> Result<(KeyRef, KeyVersionId), CliError> {
+        Ok((key_ref(&a.key)?, KeyVersionId::new(a.key_version.as_str())?))
+    }
+
+    /// The digest to sign or verify: `--digest-hex` as given, or the digest of `--message-file` for
+    /// `alg` (SHA-256; SM3(Z(A) ‖ M) for SM2DSA).
+    fn digest(
+        &self,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        alg: AsymmetricAlgorithm,
+        data: &SignedData,
+    ) -> Result<Vec<u8>, CliError> {
+        if alg.digest_len().is_none() {
+            return Err(CliError::usage(format!(
+                "--algorithm {alg} encrypts; sign and verify take RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, \
+                 ECDSA_SHA_256 or SM2DSA"
+            )));
+        }
+        if let Some(h) = &data.digest_hex {
+            return hex_decode(h).ok_or_else(|| {
+                CliError::new(
+                    "InvalidParameter",
+                    "--digest-hex: not an even number of hex digits",
+                )
+            });
+        }
+        let Some(path) = &data.message_file else {
+            return Err(CliError::usage("give --digest-hex or --message-file"));
+        };
+        if alg == AsymmetricAlgorithm::Sm2Dsa {
+            let _ = (key, version);
+            return Err(CliError::new(
+                "Rejected.UnsupportedOperation",
+                "SM2DSA over --message-file needs the SM3(Z(A) ‖ M) digest, which this build cannot \
+                 compute yet; give --digest-hex",
+            ));
+        }
+        let mut f = File::open(path).map_err(|e| CliError::io(path, e))?;
+        let mut h = sha2::Sha256::default();
+        std::io::copy(&mut f, &mut h).map_err(|e| CliError::io(path, e))?;
+        Ok(sha2::Digest::finalize(h).to_vec())
+    }
+
+    fn sign(&self, a: &SignArgs) -> Result<(), CliError> {
+        let (k, v) = Self::key_version(&a.key)?;
+        let alg: AsymmetricAlgorithm = a.algorithm.parse()?;
+        let digest = self.digest(&k, &v, alg, &a.data)?;
+        let s = block_on(self.kms.asymmetric_sign(self.caller, &k, &v, alg, &digest))?;
+        let mut text = B64.encode(&s.signature).into_bytes();
+        text.push(b'\n');
+        write_output(a.out_file.as_deref(), &text)
+    }
+
+    fn verify(&self, a: &VerifyArgs) -> Result<(), CliError> {
+        let (k, v) = Self::key_version(&a.key)?;
+        let alg: AsymmetricAlgorithm = a.algorithm.parse()?;
+        let signature = match (&a.signature.signature_b64, &a.signature.signature_file) {
+            (Some(b), _) => B64
+                .decode(b.trim())
+                .map_err(|_| CliError::new("InvalidParameter", "--signature-b64: not Base64"))?,
+            (None, Some(path)) => signature_from_file(path)?,
+            (None, None) => return Err(CliError::usage("give --signature-file or --signature-b64")),
+        };
+        let digest = self.digest(&k, &v, alg, &a.data)?;
+        let r = block_on(
+            self.kms
+                .asymmetric_verify(self.caller, &k, &v, alg, &digest, &signature),
+        )?;
+        self.printer.object(json!({
+            "KeyId": r.key_id.to_string(),
+            "KeyVersionId": r.key_version_id.to_string(),
+            "Value": r.valid,
+        }))?;
+        if r.valid {
+            Ok(())
+        } else {
+            Err(CliError::new(
+                "Cli.InvalidSignature",
+                "the signature does not verify for this digest and key version",
+            ))
+        }
+    }
+
+    fn public_key(&self, a: &PublicKeyArgs) -> Result<(), CliError> {
+        let (k, v) = Self::key_version(&a.key)?;
+        let p = block_on(self.kms.get_public_key(self.caller, &k, &v))?;
+        write_output(a.out_file.as_deref(), p.pem.as_bytes())
     }
 
     fn data_key(&self, c: DataKeyCommand) -> Result<(), CliError> {
@@ -591,6 +715,29 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+/// Bytes of a hex string (either case; surrounding whitespace ignored).
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().as_bytes();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    s.chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+/// A signature from a file: Base64 text (what `kmskit sign` writes), else the raw bytes.
+fn signature_from_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    let bytes = read_input(Some(path), BLOB_TEXT_LIMIT)?;
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        if let Ok(sig) = B64.decode(text.trim()) {
+            return Ok(sig);
+        }
+    }
+    Ok(bytes.to_vec())
 }
 
 /// Reads a file or standard input, refusing more than `limit - 1` bytes.

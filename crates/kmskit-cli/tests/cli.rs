@@ -677,6 +677,16 @@ fn endpoint_runs_the_same_commands_against_kmskit_serve() {
         .assert()
         .success();
     assert_eq!(out.get_output().stdout, b"Hello KMS");
+    // Asymmetric keys through the server: sign, verify, public key.
+    let scratch = t.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let over_the_wire = || remote("endpoint-secret");
+    let (ec, ec_v) = sign_and_verify(&scratch, &over_the_wire, "EC_P256", "ECDSA_SHA_256");
+    let out = remote("endpoint-secret")
+        .args(["public-key", "--key", &ec, "--key-version", &ec_v])
+        .assert()
+        .success();
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).starts_with("-----BEGIN PUBLIC KEY-----"));
     // The server's error codes come through; a wrong secret is refused by the server.
     let err = remote("endpoint-secret")
         .args(["key", "schedule-deletion", &id, "--pending-window-days", "3"])
@@ -721,4 +731,257 @@ fn endpoint_runs_the_same_commands_against_kmskit_serve() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// SHA-256("abc") (FIPS 180-2 example).
+const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+#[test]
+fn sign_verify_and_public_key_argument_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let k = [
+        "--key",
+        "00000000-0000-4000-8000-000000000000",
+        "--key-version",
+        "v1",
+    ];
+    let alg = ["--algorithm", "ECDSA_SHA_256"];
+    // Neither or both of --digest-hex and --message-file; neither or both signature sources.
+    let err = fails(d, &[&["sign"][..], &k, &alg].concat(), 2);
+    assert!(
+        err.contains("--digest-hex") || err.contains("--message-file"),
+        "{err}"
+    );
+    let err = fails(
+        d,
+        &[
+            &["sign"][..],
+            &k,
+            &alg,
+            &["--digest-hex", SHA256_ABC, "--message-file", "m"],
+        ]
+        .concat(),
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = fails(
+        d,
+        &[&["verify"][..], &k, &alg, &["--digest-hex", SHA256_ABC]].concat(),
+        2,
+    );
+    assert!(err.contains("--signature"), "{err}");
+    // --key-version is required: asymmetric keys have no primary version.
+    let err = fails(d, &["public-key", "--key", "k"], 2);
+    assert!(err.contains("--key-version"), "{err}");
+    // Bad hex, an encryption algorithm, an unknown algorithm.
+    let err = fails(
+        d,
+        &[&["sign"][..], &k, &alg, &["--digest-hex", "abc"]].concat(),
+        1,
+    );
+    assert!(err.contains("error: InvalidParameter: --digest-hex"), "{err}");
+    let err = fails(
+        d,
+        &[
+            &["sign"][..],
+            &k,
+            &["--algorithm", "RSAES_OAEP_SHA_256", "--digest-hex", SHA256_ABC],
+        ]
+        .concat(),
+        2,
+    );
+    assert!(err.contains("encrypts"), "{err}");
+    let err = fails(
+        d,
+        &[
+            &["sign"][..],
+            &k,
+            &["--algorithm", "ECDSA_SHA_512", "--digest-hex", SHA256_ABC],
+        ]
+        .concat(),
+        1,
+    );
+    assert!(err.contains("error: InvalidParameter"), "{err}");
+    // A bad key usage at creation.
+    let err = fails(
+        d,
+        &["key", "create", "--key-spec", "EC_P256", "--key-usage", "SIGN"],
+        1,
+    );
+    assert!(err.contains("error: InvalidParameter"), "{err}");
+}
+
+/// Signs `abc` with a key of `spec` and `alg` (by message file and by digest), verifies both ways, and
+/// checks a wrong message fails; returns the key id and version.
+/// `cmd` makes the command (local keystore or `--endpoint`); `d` is a scratch directory.
+fn sign_and_verify(d: &Path, cmd: &dyn Fn() -> Command, spec: &str, alg: &str) -> (String, String) {
+    let run = |args: &[&str]| {
+        let mut c = cmd();
+        c.args(args);
+        c
+    };
+    let out = run(&[
+        "key",
+        "create",
+        "--key-spec",
+        spec,
+        "--key-usage",
+        "SIGN/VERIFY",
+        "-o",
+        "json",
+    ])
+    .assert()
+    .success();
+    let meta: Value = serde_json::from_slice(&out.get_output().stdout).expect("sign_and_verify");
+    assert_eq!(
+        (meta["KeySpec"].as_str(), meta["KeyUsage"].as_str()),
+        (Some(spec), Some("SIGN/VERIFY"))
+    );
+    let id = meta["KeyId"].as_str().expect("sign_and_verify").to_owned();
+    let out = run(&["key", "versions", &id, "-o", "json"]).assert().success();
+    let versions: Value = serde_json::from_slice(&out.get_output().stdout).expect("sign_and_verify");
+    assert_eq!(
+        versions.as_array().expect("sign_and_verify").len(),
+        1,
+        "{versions}"
+    );
+    let ver = versions[0]["KeyVersionId"]
+        .as_str()
+        .expect("sign_and_verify")
+        .to_owned();
+    let kv = [
+        "--key",
+        id.as_str(),
+        "--key-version",
+        ver.as_str(),
+        "--algorithm",
+        alg,
+    ];
+
+    let msg = d.join("abc.txt");
+    std::fs::write(&msg, "abc").expect("sign_and_verify");
+    let other = d.join("abd.txt");
+    std::fs::write(&other, "abd").expect("sign_and_verify");
+    // Sign the file; verify it by file and by its SHA-256 in hex.
+    let out = run(&[
+        &["sign"][..],
+        &kv,
+        &["--message-file", msg.to_str().expect("sign_and_verify")],
+    ]
+    .concat())
+    .assert()
+    .success();
+    let sig = String::from_utf8(out.get_output().stdout.clone()).expect("sign_and_verify");
+    let sig = sig.trim().to_owned();
+    for data in [
+        ["--message-file", msg.to_str().expect("sign_and_verify")],
+        ["--digest-hex", SHA256_ABC],
+    ] {
+        let out = run(&[
+            &["verify"][..],
+            &kv,
+            &data,
+            &["--signature-b64", &sig, "-o", "json"],
+        ]
+        .concat())
+        .assert()
+        .success();
+        let v: Value = serde_json::from_slice(&out.get_output().stdout).expect("sign_and_verify");
+        assert_eq!(v["Value"], Value::Bool(true), "{spec} {alg} {data:?}");
+        assert_eq!(v["KeyVersionId"], ver.as_str());
+    }
+    // Sign the digest into a file; verify with --signature-file.
+    let sig_file = d.join(format!("{spec}-{alg}.sig"));
+    run(&[
+        &["sign"][..],
+        &kv,
+        &[
+            "--digest-hex",
+            SHA256_ABC,
+            "--out",
+            sig_file.to_str().expect("sign_and_verify"),
+        ],
+    ]
+    .concat())
+    .assert()
+    .success();
+    let sig_arg = ["--signature-file", sig_file.to_str().expect("sign_and_verify")];
+    run(&[
+        &["verify"][..],
+        &kv,
+        &["--message-file", msg.to_str().expect("sign_and_verify")],
+        &sig_arg,
+    ]
+    .concat())
+    .assert()
+    .success();
+    // Another message: Value false, exit status 1.
+    let out = run(&[
+        &["verify"][..],
+        &kv,
+        &["--message-file", other.to_str().expect("sign_and_verify")],
+        &sig_arg,
+        &["-o", "json"],
+    ]
+    .concat())
+    .assert()
+    .code(1);
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).expect("sign_and_verify");
+    assert_eq!(v["Value"], Value::Bool(false));
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.starts_with("error: Cli.InvalidSignature: "), "{err}");
+    (id, ver)
+}
+
+#[test]
+fn sign_verify_and_public_keys_on_the_local_keystore() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let local = || kmskit(d);
+    let (id, ver) = sign_and_verify(d, &local, "EC_P256", "ECDSA_SHA_256");
+    sign_and_verify(d, &local, "EC_P256K", "ECDSA_SHA_256");
+    sign_and_verify(d, &local, "RSA_2048", "RSA_PSS_SHA_256");
+    sign_and_verify(d, &local, "RSA_2048", "RSA_PKCS1_SHA_256");
+
+    // The public key: PEM to standard output, or into a file.
+    let out = kmskit(d)
+        .args(["public-key", "--key", &id, "--key-version", &ver])
+        .assert()
+        .success();
+    let pem = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+    let f = d.join("key.pem");
+    kmskit(d)
+        .args(["public-key", "--key", &id, "--key-version", &ver, "--out"])
+        .arg(&f)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), pem);
+
+    // The wrong algorithm for the key: the API's code.
+    let err = fails(
+        d,
+        &[
+            "sign",
+            "--key",
+            &id,
+            "--key-version",
+            &ver,
+            "--algorithm",
+            "RSA_PSS_SHA_256",
+            "--digest-hex",
+            SHA256_ABC,
+        ],
+        1,
+    );
+    assert!(err.starts_with("error: Rejected.UnsupportedOperation: "), "{err}");
+    // A symmetric key has no public key.
+    let aes = json(d, &["key", "create"])["KeyId"].as_str().unwrap().to_owned();
+    let aes_v = json(d, &["key", "describe", &aes])["PrimaryKeyVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = fails(d, &["public-key", "--key", &aes, "--key-version", &aes_v], 1);
+    assert!(err.starts_with("error: Rejected.UnsupportedOperation: "), "{err}");
 }
