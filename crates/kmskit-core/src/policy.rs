@@ -882,6 +882,7 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:AttachPolicy",
     "kms:DetachPolicy",
     "kms:ApproveRequest",
+    "kms:GetPublicKey",
 ];
 
 /// The cryptographic actions.
@@ -891,6 +892,10 @@ const CRYPTO_ACTIONS: &[&str] = &[
     "kms:ReEncrypt",
     "kms:GenerateDataKey",
     "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:AsymmetricSign",
+    "kms:AsymmetricVerify",
+    "kms:AsymmetricEncrypt",
+    "kms:AsymmetricDecrypt",
 ];
 
 impl Role {
@@ -924,7 +929,14 @@ impl Role {
                     return Err(Error::invalid("Keys", "a CryptoUser needs at least one key"));
                 }
                 let mut actions = CRYPTO_ACTIONS.to_vec();
-                actions.extend(["kms:DescribeKey", "kms:ListAliasesByKeyId"]);
+                // What a user needs to find the key and (asymmetric keys) its versions and public key.
+                actions.extend([
+                    "kms:DescribeKey",
+                    "kms:ListAliasesByKeyId",
+                    "kms:ListKeyVersions",
+                    "kms:DescribeKeyVersion",
+                    "kms:GetPublicKey",
+                ]);
                 format!(
                     r#"{{"Version":"1","Statement":[{{"Effect":"Allow","Action":{},"Resource":{}}}]}}"#,
                     list(&actions),
