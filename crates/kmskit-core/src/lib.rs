@@ -85,12 +85,12 @@ pub use envelope::{CacheLimits, CacheStats, DataKeyCache, Envelope, EnvelopeEncr
 pub use error::{Error, ErrorCode, Result};
 pub use id::{AliasName, KeyId, KeyRef, KeyVersionId};
 pub use key::{
-    AsymmetricAlgorithm, DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
+    AsymmetricAlgorithm, DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin,
+    ProtectionLevel, Tag,
 };
 pub use provider::{
-    AliasInfo, AsymmetricEncrypted, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted,
-    GeneratedDataKey, KeyFilter, KeyProvider, KeySummary, ListKeys, Page, PageRequest, PublicKey, Signed,
-    Verified,
+    AliasInfo, AsymmetricEncrypted, Caller, CreateKey, DataKeyLength, Decrypted, Encrypted, GeneratedDataKey,
+    KeyFilter, KeyProvider, KeySummary, ListKeys, Page, PageRequest, PublicKey, Signed, Verified,
 };
 pub use rotate::{Due, RotationPolicy, Rotator, RunReport};
 pub use secret::{DataKey, SecretBytes};

@@ -13,7 +13,8 @@ use crate::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::id::{AliasName, KeyId, KeyRef, KeyVersionId};
 use crate::key::{
-    AsymmetricAlgorithm, DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin, ProtectionLevel, Tag,
+    AsymmetricAlgorithm, DataKeySpec, KeyMetadata, KeySpec, KeyState, KeyUsage, KeyVersion, Origin,
+    ProtectionLevel, Tag,
 };
 use crate::secret::{DataKey, SecretBytes};
 

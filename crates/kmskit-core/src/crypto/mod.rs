@@ -5,6 +5,8 @@
 //! [`AwsLcEngine`] (feature `aws-lc`, on `aws-lc-rs`, several times faster on CPUs with AES
 //! instructions). [`default_engine`] picks aws-lc-rs when it is compiled in.
 //!
+//! Asymmetric keys (RSA, ECDSA, SM2) and SM3 live in [`asym`] (feature `asymmetric`).
+//!
 //! Pure crypto stays synchronous, layered like RustCrypto's `aead`: one in-place method each way.
 
 use std::fmt;
@@ -13,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "asymmetric")]
+pub mod asym;
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 #[cfg(feature = "rust-crypto")]
