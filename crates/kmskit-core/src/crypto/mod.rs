@@ -5,6 +5,8 @@
 //! [`AwsLcEngine`] (feature `aws-lc`, on `aws-lc-rs`, several times faster on CPUs with AES
 //! instructions). [`default_engine`] picks aws-lc-rs when it is compiled in.
 //!
+//! Asymmetric keys (RSA, ECDSA, SM2) and SM3 live in [`asym`] (feature `asymmetric`).
+//!
 //! Pure crypto stays synchronous, layered like RustCrypto's `aead`: one in-place method each way.
 
 use std::fmt;
@@ -13,12 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "asymmetric")]
+pub mod asym;
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
 mod sm4_gcm;
 
+/// Without the `asymmetric` feature: the public-key operations the engine calls, refusing with
+/// `Rejected.UnsupportedOperation` (stores with asymmetric custody, such as an HSM, need the feature).
+#[cfg(not(feature = "asymmetric"))]
+#[path = "asym_off.rs"]
 pub mod asym;
 
 #[cfg(feature = "aws-lc")]
