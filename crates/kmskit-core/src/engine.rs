@@ -27,6 +27,7 @@ use crate::provider::{
 use crate::secret::{DataKey, SecretBytes};
 use crate::store::{AliasRecord, KeyRecord, KeyStore, MaterialId, VersionRecord, algorithm_for};
 
+mod asymmetric;
 mod governed;
 mod rotation;
 
@@ -557,6 +558,12 @@ impl<S: KeyStore> Kms<S> {
 /// The material and algorithm that seal under `rec`'s primary version; refuses a key that is not enabled.
 fn primary_material(rec: &KeyRecord) -> Result<(MaterialId, Algorithm)> {
     require_usable(rec)?;
+    if !rec.key_spec.is_symmetric() {
+        return Err(Error::Unsupported(format!(
+            "key {} is an asymmetric {} key: use AsymmetricEncrypt/AsymmetricSign with a KeyVersionId",
+            rec.key_id, rec.key_spec
+        )));
+    }
     let version = rec
         .primary_version
         .clone()
@@ -606,8 +613,14 @@ impl<S: KeyStore> governed::RawProvider for Kms<S> {
                 format!("{usage} is not allowed for {spec}"),
             ));
         }
-        algorithm_for(spec)?;
         let origin = req.origin.unwrap_or(Origin::Kms);
+        if spec.is_symmetric() {
+            algorithm_for(spec)?;
+        } else if origin == Origin::External {
+            return Err(Error::UnsupportedOrigin(format!(
+                "{spec} keys cannot have imported (EXTERNAL) material"
+            )));
+        }
         let level = self.store.protection_level();
         if let Some(asked) = req.protection_level {
             if asked != level {
@@ -643,7 +656,10 @@ impl<S: KeyStore> governed::RawProvider for Kms<S> {
             self.store
                 .generate(&MaterialId::new(key_id.clone(), version.clone()), spec)?;
             rec.versions.push(VersionRecord::new(version.clone(), now));
-            rec.primary_version = Some(version);
+            // Asymmetric keys have no primary version: every call names its version (spec §8).
+            if spec.is_symmetric() {
+                rec.primary_version = Some(version);
+            }
             rec.last_rotation_date = Some(now);
         }
         let _w = self.lock_writer();

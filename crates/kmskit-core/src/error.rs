@@ -162,6 +162,9 @@ pub enum Error {
     /// The alias name is reserved or otherwise not allowed.
     #[error("The alias is not supported: {0}")]
     UnsupportedAlias(String),
+    /// The origin is not allowed for this key (e.g. `EXTERNAL` for an asymmetric spec).
+    #[error("The origin is not supported: {0}")]
+    UnsupportedOrigin(String),
     /// The key's state forbids this operation.
     #[error("The request was rejected because the key state is {state}: {key}")]
     KeyNotUsable {
@@ -295,6 +298,7 @@ impl Error {
             Error::KeyVersionNotFound(_) => ErrorCode::KeyVersionNotFound,
             Error::AliasAlreadyExists(_) => ErrorCode::AliasAlreadyExists,
             Error::UnsupportedAlias(_) => ErrorCode::UnsupportedAlias,
+            Error::UnsupportedOrigin(_) => ErrorCode::UnsupportedOrigin,
             Error::KeyNotUsable { state, .. } => match state {
                 KeyState::Disabled => ErrorCode::Disabled,
                 KeyState::PendingDeletion => ErrorCode::PendingDeletion,

@@ -882,6 +882,7 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:AttachPolicy",
     "kms:DetachPolicy",
     "kms:ApproveRequest",
+    "kms:GetPublicKey",
 ];
 
 /// The cryptographic actions.
@@ -928,10 +929,12 @@ impl Role {
                     return Err(Error::invalid("Keys", "a CryptoUser needs at least one key"));
                 }
                 let mut actions = CRYPTO_ACTIONS.to_vec();
+                // What a user needs to find the key and (asymmetric keys) its versions and public key.
                 actions.extend([
                     "kms:DescribeKey",
                     "kms:ListAliasesByKeyId",
                     "kms:ListKeyVersions",
+                    "kms:DescribeKeyVersion",
                     "kms:GetPublicKey",
                 ]);
                 format!(

@@ -363,6 +363,7 @@ fn no_asymmetric_custody(spec: KeySpec) -> Error {
 pub fn algorithm_for(spec: KeySpec) -> Result<Algorithm> {
     match spec {
         KeySpec::Aes256 => Ok(Algorithm::Aes256Gcm),
+        KeySpec::Sm4 => Ok(Algorithm::Sm4Gcm),
         other => Err(Error::Unsupported(format!(
             "key spec {other} is not supported by this engine yet"
         ))),
@@ -410,8 +411,7 @@ impl SoftwareKeys {
     /// # Errors
     /// `Unsupported` for specs without a software implementation.
     pub fn new_material(spec: KeySpec) -> Result<SecretBytes> {
-        algorithm_for(spec)?;
-        Ok(SecretBytes::random(crate::crypto::KEY_LEN))
+        Ok(SecretBytes::random(algorithm_for(spec)?.key_len()))
     }
 
     /// Takes custody of `material` for `id`.

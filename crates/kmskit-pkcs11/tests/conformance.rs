@@ -18,6 +18,14 @@ mod suite {
 
     use super::common;
 
+    /// What a PKCS#11 token (SoftHSM2) holds: AES, EC P-256 and RSA; no SM4, secp256k1 or SM2 mechanisms.
+    fn capabilities() -> Capabilities {
+        use kmskit_core::key::KeySpec;
+        Capabilities::default()
+            .asymmetric_specs(&[KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::EcP256])
+            .sm4(false)
+    }
+
     fn token() -> common::Token {
         common::fresh_token().expect("KMSKIT_PKCS11_MODULE was set when this test was built")
     }
@@ -30,7 +38,7 @@ mod suite {
         Fixture::new(kms.clone())
             .with_rotator(kms)
             .with_guard(t)
-            .with_capabilities(Capabilities::default())
+            .with_capabilities(capabilities())
     }
 
     kmskit_core::conformance_tests!(fixture);
@@ -50,7 +58,7 @@ mod suite {
         Fixture::new(kms.clone())
             .with_rotator(kms)
             .with_guard(t)
-            .with_capabilities(Capabilities::default())
+            .with_capabilities(capabilities())
     }
 
     kmskit_core::conformance_tests!(reopened_fixture, conformance_reopened);

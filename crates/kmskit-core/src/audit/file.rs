@@ -171,7 +171,8 @@ struct Writer {
 
 impl Writer {
     fn write_batch(&mut self, batch: &[Arc<AuditEvent>], shared: &Shared) -> Result<()> {
-        let mut buf = String::with_capacity(batch.len() * 400);
+        // Serialised straight into one buffer per batch: no String per event.
+        let mut buf = Vec::with_capacity(batch.len() * 400);
         for e in batch {
             let day = e.time.unix() / DAY;
             let rotate = self.file.is_none()
@@ -181,8 +182,10 @@ impl Writer {
                 self.flush_buf(&mut buf)?;
                 self.open_segment(e.seq, day, shared)?;
             }
-            buf.push_str(&e.to_json_line());
-            buf.push('\n');
+            serde_json::to_writer(&mut buf, &**e).map_err(|err| {
+                Error::Internal(format!("serialising audit event {}: {err}", e.seq))
+            })?;
+            buf.push(b'\n');
             self.seg_events += 1;
         }
         self.flush_buf(&mut buf)?;
@@ -195,9 +198,9 @@ impl Writer {
         Ok(())
     }
 
-    fn flush_buf(&mut self, buf: &mut String) -> Result<()> {
+    fn flush_buf(&mut self, buf: &mut Vec<u8>) -> Result<()> {
         if let (Some(f), false) = (&mut self.file, buf.is_empty()) {
-            f.write_all(buf.as_bytes())
+            f.write_all(buf)
                 .map_err(io(format!("appending to {}", self.dir.display())))?;
             buf.clear();
         }

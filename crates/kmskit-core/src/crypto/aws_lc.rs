@@ -32,10 +32,11 @@ impl AeadEngine for AwsLcEngine {
     }
 
     fn new_key(&self, alg: Algorithm, key: &[u8]) -> Result<Box<dyn AeadKey>> {
-        check_key_len(key)?;
+        check_key_len(alg, key)?;
         let a = match alg {
             Algorithm::Aes256Gcm => &aead::AES_256_GCM,
             Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            Algorithm::Sm4Gcm => return super::sm4_key(key),
         };
         let unbound = UnboundKey::new(a, key).map_err(|_| Error::invalid("Key", "rejected by aws-lc-rs"))?;
         Ok(Box::new(AwsLcKey {

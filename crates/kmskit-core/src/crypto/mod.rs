@@ -5,6 +5,8 @@
 //! [`AwsLcEngine`] (feature `aws-lc`, on `aws-lc-rs`, several times faster on CPUs with AES
 //! instructions). [`default_engine`] picks aws-lc-rs when it is compiled in.
 //!
+//! Asymmetric keys (RSA, ECDSA, SM2) and SM3 live in [`asym`] (feature `asymmetric`).
+//!
 //! Pure crypto stays synchronous, layered like RustCrypto's `aead`: one in-place method each way.
 
 use std::fmt;
@@ -13,10 +15,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "asymmetric")]
+pub mod asym;
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
+mod sm4_gcm;
+
+/// Without the `asymmetric` feature: the public-key operations the engine calls, refusing with
+/// `Rejected.UnsupportedOperation` (stores with asymmetric custody, such as an HSM, need the feature).
+#[cfg(not(feature = "asymmetric"))]
+#[path = "asym_off.rs"]
+pub mod asym;
 
 #[cfg(feature = "aws-lc")]
 pub use aws_lc::AwsLcEngine;
@@ -30,7 +41,8 @@ compile_error!("kmskit-core needs at least one AEAD engine: enable feature `aws-
 pub const NONCE_LEN: usize = 12;
 /// Tag length of every supported AEAD, in bytes.
 pub const TAG_LEN: usize = 16;
-/// Key length of every supported AEAD, in bytes.
+/// Key length of the 256-bit AEADs (AES-256-GCM, ChaCha20-Poly1305), in bytes; see
+/// [`Algorithm::key_len`] for each algorithm's.
 pub const KEY_LEN: usize = 32;
 
 /// An AEAD algorithm. The discriminant is its id in the ciphertext blob and is never reused.
@@ -41,6 +53,8 @@ pub enum Algorithm {
     Aes256Gcm = 1,
     /// ChaCha20-Poly1305 (RFC 8439).
     ChaCha20Poly1305 = 2,
+    /// SM4-GCM (GB/T 32907 SM4, 128-bit key, in GCM as RFC 8998), 96-bit nonce, 128-bit tag.
+    Sm4Gcm = 3,
 }
 
 impl Algorithm {
@@ -57,6 +71,7 @@ impl Algorithm {
         match id {
             1 => Ok(Algorithm::Aes256Gcm),
             2 => Ok(Algorithm::ChaCha20Poly1305),
+            3 => Ok(Algorithm::Sm4Gcm),
             _ => Err(Error::invalid(
                 "CiphertextBlob",
                 format!("unknown algorithm id {id}"),
@@ -69,6 +84,15 @@ impl Algorithm {
         match self {
             Algorithm::Aes256Gcm => "AES-256-GCM",
             Algorithm::ChaCha20Poly1305 => "ChaCha20-Poly1305",
+            Algorithm::Sm4Gcm => "SM4-GCM",
+        }
+    }
+
+    /// The key length in bytes (32, or 16 for SM4).
+    pub const fn key_len(self) -> usize {
+        match self {
+            Algorithm::Aes256Gcm | Algorithm::ChaCha20Poly1305 => KEY_LEN,
+            Algorithm::Sm4Gcm => 16,
         }
     }
 }
@@ -203,14 +227,19 @@ pub fn all_engines() -> Vec<&'static dyn AeadEngine> {
     ]
 }
 
-fn check_key_len(key: &[u8]) -> Result<()> {
-    if key.len() != KEY_LEN {
+fn check_key_len(alg: Algorithm, key: &[u8]) -> Result<()> {
+    if key.len() != alg.key_len() {
         return Err(Error::invalid(
             "Key",
-            format!("expected {KEY_LEN} bytes, got {}", key.len()),
+            format!("{alg} takes {} bytes, got {}", alg.key_len(), key.len()),
         ));
     }
     Ok(())
+}
+
+/// Expands an SM4-GCM key, for both engines.
+fn sm4_key(key: &[u8]) -> Result<Box<dyn AeadKey>> {
+    sm4_gcm::new_key(key)
 }
 
 /// Wipes a buffer whose authentication failed so no unauthenticated plaintext escapes.

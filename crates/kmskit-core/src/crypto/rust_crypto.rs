@@ -34,13 +34,14 @@ impl AeadEngine for RustCryptoEngine {
     }
 
     fn new_key(&self, alg: Algorithm, key: &[u8]) -> Result<Box<dyn AeadKey>> {
-        check_key_len(key)?;
+        check_key_len(alg, key)?;
         let bad = |_| Error::invalid("Key", "rejected by the cipher");
         let c = match alg {
             Algorithm::Aes256Gcm => Cipher::Aes(Box::new(Aes256Gcm::new_from_slice(key).map_err(bad)?)),
             Algorithm::ChaCha20Poly1305 => {
                 Cipher::ChaCha(Box::new(ChaCha20Poly1305::new_from_slice(key).map_err(bad)?))
             }
+            Algorithm::Sm4Gcm => return super::sm4_key(key),
         };
         Ok(Box::new(RustCryptoKey(c)))
     }

@@ -14,7 +14,9 @@ use crate::audit::{
     AuditEvent, AuditQuery, ChainBreak, NewEvent, Outcome, SCHEDULER_PRINCIPAL, VerifyReport,
 };
 use crate::governance::{Governance, PendingApproval, PendingOp, QuotaKind, UsageReport};
+use crate::key::AsymmetricAlgorithm;
 use crate::policy::{Action, Decision, Policy, RequestContext};
+use crate::provider::{AsymmetricEncrypted, PublicKey, Signed, Verified};
 
 /// The engine's operations without governance; `Kms<S>` implements it in `engine.rs`.
 #[async_trait]
@@ -948,6 +950,115 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
             None,
             r,
             |_| None,
+            None,
+        )
+    }
+
+    async fn asymmetric_sign(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Signed> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::AsymmetricSign, &[(&t, None)])?;
+        let r = self.raw_asymmetric_sign(key, version, algorithm, digest);
+        self.finish(
+            caller,
+            Action::AsymmetricSign,
+            t.key.as_ref(),
+            None,
+            r,
+            |s| Some((&s.key_id, &s.key_version_id)),
+            Some(algorithm.as_str().to_owned()),
+        )
+    }
+
+    async fn asymmetric_verify(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<Verified> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::AsymmetricVerify, &[(&t, None)])?;
+        let r = self.raw_asymmetric_verify(key, version, algorithm, digest, signature);
+        self.finish(
+            caller,
+            Action::AsymmetricVerify,
+            t.key.as_ref(),
+            None,
+            r,
+            |v| Some((&v.key_id, &v.key_version_id)),
+            Some(algorithm.as_str().to_owned()),
+        )
+    }
+
+    async fn asymmetric_encrypt(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        plaintext: &[u8],
+    ) -> Result<AsymmetricEncrypted> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::AsymmetricEncrypt, &[(&t, None)])?;
+        let r = self.raw_asymmetric_encrypt(key, version, algorithm, plaintext);
+        self.finish(
+            caller,
+            Action::AsymmetricEncrypt,
+            t.key.as_ref(),
+            None,
+            r,
+            |e| Some((&e.key_id, &e.key_version_id)),
+            Some(algorithm.as_str().to_owned()),
+        )
+    }
+
+    async fn asymmetric_decrypt(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+        algorithm: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Decrypted> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::AsymmetricDecrypt, &[(&t, None)])?;
+        let r = self.raw_asymmetric_decrypt(key, version, algorithm, ciphertext);
+        self.finish(
+            caller,
+            Action::AsymmetricDecrypt,
+            t.key.as_ref(),
+            None,
+            r,
+            |d| Some((&d.key_id, &d.key_version_id)),
+            Some(algorithm.as_str().to_owned()),
+        )
+    }
+
+    async fn get_public_key(
+        &self,
+        caller: &Caller,
+        key: &KeyRef,
+        version: &KeyVersionId,
+    ) -> Result<PublicKey> {
+        let t = self.key_target(key);
+        self.authorize(caller, Action::GetPublicKey, &[(&t, None)])?;
+        let r = self.raw_get_public_key(key, version);
+        self.finish(
+            caller,
+            Action::GetPublicKey,
+            t.key.as_ref(),
+            None,
+            r,
+            |p| Some((&p.key_id, &p.key_version_id)),
             None,
         )
     }

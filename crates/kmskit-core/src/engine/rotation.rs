@@ -14,11 +14,13 @@ use crate::provider::{Caller, Encrypted};
 use crate::rotate::{Due, RotationPolicy, Rotator, RunReport};
 use crate::store::{KeyRecord, KeyStore, MaterialId, VersionRecord};
 
-/// Refuses keys that cannot get a new version.
+/// Refuses keys that cannot get a new version (CreateKeyVersion): imported material, a disabled key, a
+/// symmetric key without material. Asymmetric keys get versions too (they have no primary: callers name
+/// the version), but no automatic rotation.
 fn check_rotatable(r: &KeyRecord) -> Result<()> {
     require_usable(r)?;
-    check_rotation_kind(r)?;
-    if r.primary_version.is_none() {
+    check_kms_origin(r)?;
+    if r.key_spec.is_symmetric() && r.primary_version.is_none() {
         return Err(Error::Unsupported(format!(
             "key {} has no primary version",
             r.key_id
@@ -27,14 +29,20 @@ fn check_rotatable(r: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
-/// Only symmetric keys with KMS-made material rotate (spec: UpdateRotationPolicy, CreateKeyVersion).
-fn check_rotation_kind(r: &KeyRecord) -> Result<()> {
+/// Keys with imported material get no new versions.
+fn check_kms_origin(r: &KeyRecord) -> Result<()> {
     if r.origin == Origin::External {
         return Err(Error::Unsupported(format!(
             "key {} has imported (EXTERNAL) material and cannot be rotated",
             r.key_id
         )));
     }
+    Ok(())
+}
+
+/// Only symmetric keys with KMS-made material rotate automatically (spec: UpdateRotationPolicy).
+fn check_rotation_kind(r: &KeyRecord) -> Result<()> {
+    check_kms_origin(r)?;
     if !r.key_spec.is_symmetric() {
         return Err(Error::Unsupported(format!(
             "key {} is asymmetric ({}); only symmetric keys rotate",
@@ -78,7 +86,9 @@ impl<S: KeyStore> Kms<S> {
                 return Ok(());
             }
             r.versions.push(VersionRecord::new(version.clone(), now));
-            r.primary_version = Some(version.clone());
+            if r.key_spec.is_symmetric() {
+                r.primary_version = Some(version.clone());
+            }
             r.last_rotation_date = Some(now);
             Ok(())
         })?;

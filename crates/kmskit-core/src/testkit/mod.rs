@@ -105,6 +105,10 @@
 //! | [`re_encrypt_to_primary`] | old ciphertexts moved to the newest version, and to another key |
 //! | [`version_floors`] | a minimum decryption version refuses older versions with `Rejected.KeyVersionRetired` |
 //! | [`envelope`] | `EnvelopeEncryptor` over the provider: sizes, contexts, cache, tampering |
+//! | [`asymmetric_sign_verify`] | AsymmetricSign/Verify per spec × algorithm, GetPublicKey, usage rules |
+//! | [`asymmetric_encrypt_decrypt`] | AsymmetricEncrypt/Decrypt per spec × algorithm, size limits, tampering |
+//! | [`asymmetric_lifecycle`] | versions of asymmetric keys, disabled keys, no automatic rotation |
+//! | [`sm4_keys`] | `Aliyun_SM4` keys through Encrypt/Decrypt, data keys and ReEncrypt |
 //!
 //! The rotation cases need the provider's [`Rotator`]: set it with [`Fixture::with_rotator`].
 
@@ -116,6 +120,7 @@ use crate::provider::{Caller, KeyProvider};
 use crate::rotate::Rotator;
 
 mod aliases;
+mod asymmetric;
 mod basic;
 mod crypto;
 mod envelope;
@@ -126,6 +131,7 @@ mod stress;
 mod support;
 
 pub use aliases::aliases;
+pub use asymmetric::{asymmetric_encrypt_decrypt, asymmetric_lifecycle, asymmetric_sign_verify, sm4_keys};
 pub use basic::{create_and_describe, encryption_context, malformed_key_refs, round_trip, unknown_key};
 pub use crypto::{data_keys, re_encrypt, tamper};
 pub use envelope::envelope;
@@ -183,6 +189,11 @@ pub struct Capabilities {
     pub max_plaintext: usize,
     /// The longest deletion window in days (366 in the model service; AWS KMS: 30).
     pub max_pending_window_days: u32,
+    /// The asymmetric key specs the provider holds (default: all five); CreateKey of the others must
+    /// be refused with `Rejected.UnsupportedOperation`.
+    pub asymmetric_specs: &'static [crate::key::KeySpec],
+    /// `Aliyun_SM4` keys are supported (else CreateKey must refuse them).
+    pub sm4: bool,
 }
 
 impl Default for Capabilities {
@@ -200,9 +211,20 @@ impl Default for Capabilities {
             data_key_base64: true,
             max_plaintext: crate::MAX_PLAINTEXT,
             max_pending_window_days: crate::MAX_PENDING_WINDOW_DAYS,
+            asymmetric_specs: ALL_ASYMMETRIC_SPECS,
+            sm4: true,
         }
     }
 }
+
+/// Every asymmetric key spec, the default of [`Capabilities::asymmetric_specs`].
+pub const ALL_ASYMMETRIC_SPECS: &[crate::key::KeySpec] = &[
+    crate::key::KeySpec::Rsa2048,
+    crate::key::KeySpec::Rsa3072,
+    crate::key::KeySpec::EcP256,
+    crate::key::KeySpec::EcP256K,
+    crate::key::KeySpec::EcSm2,
+];
 
 macro_rules! setters {
     ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
@@ -244,6 +266,10 @@ setters! {
     max_plaintext: usize,
     /// Sets [`Capabilities::max_pending_window_days`].
     max_pending_window_days: u32,
+    /// Sets [`Capabilities::asymmetric_specs`].
+    asymmetric_specs: &'static [crate::key::KeySpec],
+    /// Sets [`Capabilities::sm4`].
+    sm4: bool,
 }
 
 /// A provider under test, with whatever must stay alive while it runs and what it supports.
@@ -380,6 +406,10 @@ macro_rules! conformance_tests {
                 re_encrypt_to_primary,
                 version_floors,
                 envelope,
+                asymmetric_sign_verify,
+                asymmetric_encrypt_decrypt,
+                asymmetric_lifecycle,
+                sm4_keys,
             }
         }
     };
@@ -429,6 +459,7 @@ mod tests {
     fn macro_lists_every_case() {
         let sources = [
             include_str!("aliases.rs"),
+            include_str!("asymmetric.rs"),
             include_str!("basic.rs"),
             include_str!("crypto.rs"),
             include_str!("envelope.rs"),
