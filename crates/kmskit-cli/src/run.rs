@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use kmskit::crypto::asym;
 use kmskit::key::{AsymmetricAlgorithm, KeyUsage};
 use kmskit::remote::AliyunKms;
 use kmskit::stream::{Header, Opener, Options, Sealer, rewrap_in_place};
@@ -528,12 +529,11 @@ impl Cx<'_> {
             return Err(CliError::usage("give --digest-hex or --message-file"));
         };
         if alg == AsymmetricAlgorithm::Sm2Dsa {
-            let _ = (key, version);
-            return Err(CliError::new(
-                "Rejected.UnsupportedOperation",
-                "SM2DSA over --message-file needs the SM3(Z(A) ‖ M) digest, which this build cannot \
-                 compute yet; give --digest-hex",
-            ));
+            // GB/T 32918.2: SM3(Z(A) ‖ M), Z(A) from the signer id and the version's public key.
+            let message = fs::read(path).map_err(|e| CliError::io(path, e))?;
+            let pk = block_on(self.kms.get_public_key(self.caller, key, version))?;
+            let spki = asym::pem_to_spki(&pk.pem)?;
+            return Ok(asym::sm2_digest(&spki, asym::SM2_DEFAULT_ID, &message)?.to_vec());
         }
         let mut f = File::open(path).map_err(|e| CliError::io(path, e))?;
         let mut h = sha2::Sha256::default();

@@ -874,10 +874,14 @@ fn sign_and_verify(d: &Path, cmd: &dyn Fn() -> Command, spec: &str, alg: &str) -
     .success();
     let sig = String::from_utf8(out.get_output().stdout.clone()).expect("sign_and_verify");
     let sig = sig.trim().to_owned();
-    for data in [
-        ["--message-file", msg.to_str().expect("sign_and_verify")],
-        ["--digest-hex", SHA256_ABC],
-    ] {
+    // SM2DSA signs SM3(Z(A) ‖ M), not SHA-256(M): for it only the message paths apply.
+    let by_message = ["--message-file", msg.to_str().expect("sign_and_verify")];
+    let by_digest = if alg == "SM2DSA" {
+        by_message
+    } else {
+        ["--digest-hex", SHA256_ABC]
+    };
+    for data in [by_message, by_digest] {
         let out = run(&[
             &["verify"][..],
             &kv,
@@ -891,17 +895,13 @@ fn sign_and_verify(d: &Path, cmd: &dyn Fn() -> Command, spec: &str, alg: &str) -
         assert_eq!(v["Value"], Value::Bool(true), "{spec} {alg} {data:?}");
         assert_eq!(v["KeyVersionId"], ver.as_str());
     }
-    // Sign the digest into a file; verify with --signature-file.
+    // Sign the digest (SM2DSA: the message) into a file; verify with --signature-file.
     let sig_file = d.join(format!("{spec}-{alg}.sig"));
     run(&[
         &["sign"][..],
         &kv,
-        &[
-            "--digest-hex",
-            SHA256_ABC,
-            "--out",
-            sig_file.to_str().expect("sign_and_verify"),
-        ],
+        &by_digest,
+        &["--out", sig_file.to_str().expect("sign_and_verify")],
     ]
     .concat())
     .assert()
@@ -943,6 +943,8 @@ fn sign_verify_and_public_keys_on_the_local_keystore() {
     sign_and_verify(d, &local, "EC_P256K", "ECDSA_SHA_256");
     sign_and_verify(d, &local, "RSA_2048", "RSA_PSS_SHA_256");
     sign_and_verify(d, &local, "RSA_2048", "RSA_PKCS1_SHA_256");
+    sign_and_verify(d, &local, "RSA_3072", "RSA_PSS_SHA_256");
+    sign_and_verify(d, &local, "EC_SM2", "SM2DSA");
 
     // The public key: PEM to standard output, or into a file.
     let out = kmskit(d)
