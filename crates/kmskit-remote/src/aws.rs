@@ -201,13 +201,13 @@ impl AwsKmsBuilder {
 /// | GetPublicKey | AWS's DER SubjectPublicKeyInfo, written as PEM |
 ///
 /// Asymmetric keys: AWS KMS keys have no versions, so the asymmetric calls take the **key id as the
-/// `KeyVersionId`** (what [`KeyMetadata::primary_key_version`](kmskit_core::KeyMetadata) shows); any
-/// other version is `Forbidden.KeyVersionNotFound`. A new key pair is a new AWS key (AWS KMS does not
+/// `KeyVersionId`** (ListKeyVersions lists it; asymmetric keys have no `PrimaryKeyVersion`); any other
+/// version is `Forbidden.KeyVersionNotFound`. A new key pair is a new AWS key (AWS KMS does not
 /// rotate asymmetric keys). The digest is signed as given (`MessageType=DIGEST`): for `SM2DSA` it must
 /// already be SM3(Z(A) ‖ M), as AWS KMS documents for SM2 digests.
 ///
-/// Not supported (answer `Rejected.UnsupportedOperation`): deletion protection, key versions, ListKeys
-/// filters, `acs:` ARNs. `CancelKeyDeletion` enables the key again, as ours does (AWS leaves it
+/// Not supported (answer `Rejected.UnsupportedOperation`): deletion protection, new key versions
+/// (ListKeyVersions shows the one version, the key id), ListKeys filters, `acs:` ARNs. `CancelKeyDeletion` enables the key again, as ours does (AWS leaves it
 /// disabled). Data keys come back raw: [`KeyProvider::decrypt_data_key`] is overridden to match.
 ///
 /// ```no_run
@@ -437,6 +437,7 @@ fn metadata(m: &aws::KeyMetadata) -> Result<KeyMetadata> {
         _ => ProtectionLevel::Software,
     };
     let state = state_from_aws(m.key_state());
+    let spec = spec_from_aws(m.key_spec())?;
     let created = ts(m.creation_date());
     let json = serde_json::json!({
         "KeyId": key_id.as_str(),
@@ -447,14 +448,15 @@ fn metadata(m: &aws::KeyMetadata) -> Result<KeyMetadata> {
         "DKMSInstanceId": "",
         "DeleteDate": if state == KeyState::PendingDeletion { ts(m.deletion_date()) } else { String::new() },
         "Description": m.description().unwrap_or_default(),
-        "KeySpec": spec_from_aws(m.key_spec())?.as_str(),
+        "KeySpec": spec.as_str(),
         "KeyState": state.as_str(),
         "KeyUsage": usage.as_str(),
         "LastRotationDate": "",
         "MaterialExpireTime": ts(m.valid_to()),
         "NextRotationDate": "",
         "Origin": origin.as_str(),
-        "PrimaryKeyVersion": version_of(&key_id).as_str(),
+        // Asymmetric keys have no primary version (spec §8); their one version is the key id too.
+        "PrimaryKeyVersion": spec.is_symmetric().then(|| version_of(&key_id).to_string()),
         "ProtectionLevel": protection.as_str(),
         "RotationInterval": null,
         "DeletionProtection": "Disabled",
@@ -613,6 +615,20 @@ impl AwsKms {
         }
         out.sort_by(|a, b| a.alias_name.cmp(&b.alias_name));
         Ok(out)
+    }
+
+    /// The one version of an AWS key: the key id, made when the key was.
+    async fn the_version(&self, key: &KeyRef) -> Result<KeyVersion> {
+        let m = self.describe(key).await?;
+        let key_id = key_id_of(m.key_id())?;
+        let created = m
+            .creation_date()
+            .map_or(0, |d| u64::try_from(d.secs()).unwrap_or(0));
+        Ok(KeyVersion::new(
+            key_id.clone(),
+            version_of(&key_id),
+            Timestamp::from_unix(created),
+        ))
     }
 
     /// The key id of `key` (a DescribeKey call for an alias) after checking that `version` is its one
@@ -1081,22 +1097,27 @@ impl KeyProvider for AwsKms {
         ))
     }
 
+    /// The one visible version of an AWS key: its key id (AWS rotates key material behind the id).
     async fn list_key_versions(
         &self,
         _caller: &Caller,
-        _key: &KeyRef,
-        _page: PageRequest,
+        key: &KeyRef,
+        page: PageRequest,
     ) -> Result<Page<KeyVersion>> {
-        unsupported("ListKeyVersions")
+        page.validate()?;
+        let v = self.the_version(key).await?;
+        Ok(page.slice(&[v]))
     }
 
     async fn describe_key_version(
         &self,
         _caller: &Caller,
-        _key: &KeyRef,
-        _version: &KeyVersionId,
+        key: &KeyRef,
+        version: &KeyVersionId,
     ) -> Result<KeyVersion> {
-        unsupported("DescribeKeyVersion")
+        let v = self.the_version(key).await?;
+        check_version(&v.key_id, version)?;
+        Ok(v)
     }
 
     async fn tag_resource(&self, caller: &Caller, key: &KeyRef, tags: &[Tag]) -> Result<()> {

@@ -13,7 +13,7 @@
 #![allow(clippy::unwrap_used)] // test helpers
 
 use kmskit_core::key::{AsymmetricAlgorithm, KeySpec, KeyUsage};
-use kmskit_core::{AliasName, Caller, CreateKey, ErrorCode, KeyProvider, KeyRef, KeyVersionId};
+use kmskit_core::{AliasName, Caller, CreateKey, ErrorCode, KeyProvider, KeyRef, KeyVersionId, PageRequest};
 use kmskit_remote::AwsKms;
 use sha2::Digest as _;
 
@@ -61,9 +61,25 @@ async fn key(kms: &AwsKms, spec: KeySpec, usage: KeyUsage) -> (KeyRef, KeyVersio
         .await
         .unwrap();
     assert_eq!((meta.key_spec, meta.key_usage), (spec, usage));
-    let version = KeyVersionId::new(meta.key_id.as_str()).unwrap();
-    assert_eq!(meta.primary_key_version.as_ref(), Some(&version));
-    (KeyRef::Id(meta.key_id), version)
+    assert_eq!(
+        meta.primary_key_version, None,
+        "asymmetric keys have no primary version"
+    );
+    let k = KeyRef::Id(meta.key_id.clone());
+    // The one version, listed: the key id.
+    let versions = kms
+        .list_key_versions(&Caller::local(), &k, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(versions.items.len(), 1);
+    let version = versions.items[0].key_version_id.clone();
+    assert_eq!(version.as_str(), meta.key_id.as_str());
+    let described = kms
+        .describe_key_version(&Caller::local(), &k, &version)
+        .await
+        .unwrap();
+    assert_eq!(described, versions.items[0]);
+    (k, version)
 }
 
 /// The code of an error `e` (case number `n`, for the message).
@@ -232,7 +248,8 @@ fn versions_algorithms_and_aliases() {
         assert_eq!(code(e, 6), ErrorCode::InvalidParameter);
 
         // Through an alias, with the key id as the version.
-        let alias = AliasName::new("alias/asym-signer").unwrap();
+        // moto keeps its keys and aliases while it runs: a name of this key's own.
+        let alias = AliasName::new(format!("alias/asym-signer-{}", v.as_str())).unwrap();
         kms.create_alias(&c, &alias, &k).await.unwrap();
         let a = KeyRef::Alias(alias);
         let s = kms
