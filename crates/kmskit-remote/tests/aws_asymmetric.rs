@@ -289,3 +289,46 @@ fn encrypting_with_a_signing_key_is_refused() {
         assert_eq!(code(e, 1), ErrorCode::UnsupportedOperation);
     });
 }
+
+#[test]
+#[ignore = "moto ignores MessageType=DIGEST: it signs SHA-256(digest) as a message, so its signatures do not verify over the digest with the public key (AWS KMS signs the digest as given)"]
+fn signatures_verify_with_the_public_key() {
+    let Some(url) = endpoint() else { return };
+    run(async move {
+        use kmskit_core::crypto::asym;
+        let kms = client(&url).await;
+        let c = Caller::local();
+        for (spec, alg) in [
+            (KeySpec::EcP256, AsymmetricAlgorithm::EcdsaSha256),
+            (KeySpec::Rsa2048, AsymmetricAlgorithm::RsaPkcs1Sha256),
+        ] {
+            let (k, v) = key(&kms, spec, KeyUsage::SignVerify).await;
+            let d = sha256(b"independently verified");
+            let s = kms.asymmetric_sign(&c, &k, &v, alg, &d).await.unwrap();
+            let pem = kms.get_public_key(&c, &k, &v).await.unwrap().pem;
+            let spki = asym::pem_to_spki(&pem).unwrap();
+            assert!(
+                asym::verify_digest(spec, &spki, alg, &d, &s.signature).unwrap(),
+                "{spec} {alg}: the signature verifies over the digest with the public key"
+            );
+        }
+    });
+}
+
+#[test]
+#[ignore = "moto's Decrypt reads only its own symmetric blob format, whatever the EncryptionAlgorithm: an RSAES-OAEP ciphertext made with the public key does not decrypt (AWS KMS decrypts it)"]
+fn public_key_ciphertexts_decrypt() {
+    let Some(url) = endpoint() else { return };
+    run(async move {
+        use kmskit_core::crypto::asym;
+        let kms = client(&url).await;
+        let c = Caller::local();
+        let (k, v) = key(&kms, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt).await;
+        let pem = kms.get_public_key(&c, &k, &v).await.unwrap().pem;
+        let spki = asym::pem_to_spki(&pem).unwrap();
+        let alg = AsymmetricAlgorithm::RsaesOaepSha256;
+        let ct = asym::encrypt(KeySpec::Rsa2048, &spki, alg, b"made outside").unwrap();
+        let d = kms.asymmetric_decrypt(&c, &k, &v, alg, &ct).await.unwrap();
+        assert_eq!(&d.plaintext[..], b"made outside");
+    });
+}
