@@ -5,7 +5,9 @@ Runs the same scenario with
   - the legacy SDK (aliyun-python-sdk-core + aliyun-python-sdk-kms), V2 HMAC-SHA1 signatures,
   - the Tea SDK (alibabacloud-kms20160120) with its default V3 ACS3-HMAC-SHA256 signatures,
   - the Tea SDK with signature_algorithm="v2",
-changing nothing but the endpoint. Environment:
+changing nothing but the endpoint; with the Tea V3 and legacy SDKs also the asymmetric actions (EC_P256
+signatures verified by Python `cryptography` with the PEM from GetPublicKey, RSA_2048 OAEP encryption
+made by `cryptography` and decrypted by the server). Environment:
   KMSKIT_ENDPOINT        127.0.0.1:PORT of the server under test
   KMSKIT_AK / KMSKIT_SK  an all-powerful access key
   KMSKIT_DENIED_ENDPOINT, KMSKIT_DENIED_AK, KMSKIT_DENIED_SK   (optional) a server and a key that may
@@ -16,6 +18,7 @@ Exits non-zero on the first failed check; prints one line per check.
 """
 
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -27,6 +30,10 @@ from aliyunsdkcore.client import AcsClient  # noqa: E402
 from aliyunsdkcore.acs_exception.exceptions import ServerException  # noqa: E402
 import aliyunsdkcore.utils.parameter_helper as legacy_helper  # noqa: E402
 from aliyunsdkkms.request.v20160120 import (  # noqa: E402
+    AsymmetricDecryptRequest,
+    AsymmetricEncryptRequest,
+    AsymmetricSignRequest,
+    AsymmetricVerifyRequest,
     CreateAliasRequest,
     CreateKeyRequest,
     CreateKeyVersionRequest,
@@ -36,6 +43,7 @@ from aliyunsdkkms.request.v20160120 import (  # noqa: E402
     DisableKeyRequest,
     EncryptRequest,
     GenerateDataKeyRequest,
+    GetPublicKeyRequest,
     ListAliasesRequest,
     ListKeysRequest,
     ListKeyVersionsRequest,
@@ -47,6 +55,10 @@ from alibabacloud_kms20160120 import models as tea_models  # noqa: E402
 from alibabacloud_tea_openapi import models as open_api_models  # noqa: E402
 from alibabacloud_tea_openapi.utils import Utils as TeaUtils  # noqa: E402
 from Tea.exceptions import TeaException  # noqa: E402
+
+from cryptography.exceptions import InvalidSignature  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils as asym_utils  # noqa: E402
 
 ENDPOINT = os.environ["KMSKIT_ENDPOINT"]
 AK = os.environ["KMSKIT_AK"]
@@ -91,10 +103,45 @@ class Legacy:
         except ServerException as e:
             raise ApiError(e.get_error_code(), e.get_http_status(), e.get_error_msg(), e.get_request_id()) from None
 
-    def create_key(self, description):
+    def create_key(self, description, spec=None, usage=None):
         r = CreateKeyRequest.CreateKeyRequest()
         r.set_Description(description)
+        if spec is not None:
+            r.set_KeySpec(spec)
+        if usage is not None:
+            r.set_KeyUsage(usage)
         return self._do(r)["KeyMetadata"]
+
+    def _asym(self, r, key_id, version, algorithm=None):
+        r.set_KeyId(key_id)
+        r.set_KeyVersionId(version)
+        if algorithm is not None:
+            r.set_Algorithm(algorithm)
+        return r
+
+    def asymmetric_sign(self, key_id, version, algorithm, digest_b64):
+        r = self._asym(AsymmetricSignRequest.AsymmetricSignRequest(), key_id, version, algorithm)
+        r.set_Digest(digest_b64)
+        return self._do(r)
+
+    def asymmetric_verify(self, key_id, version, algorithm, digest_b64, value_b64):
+        r = self._asym(AsymmetricVerifyRequest.AsymmetricVerifyRequest(), key_id, version, algorithm)
+        r.set_Digest(digest_b64)
+        r.set_Value(value_b64)
+        return self._do(r)
+
+    def asymmetric_encrypt(self, key_id, version, algorithm, plaintext_b64):
+        r = self._asym(AsymmetricEncryptRequest.AsymmetricEncryptRequest(), key_id, version, algorithm)
+        r.set_Plaintext(plaintext_b64)
+        return self._do(r)
+
+    def asymmetric_decrypt(self, key_id, version, algorithm, blob_b64):
+        r = self._asym(AsymmetricDecryptRequest.AsymmetricDecryptRequest(), key_id, version, algorithm)
+        r.set_CiphertextBlob(blob_b64)
+        return self._do(r)
+
+    def get_public_key(self, key_id, version):
+        return self._do(self._asym(GetPublicKeyRequest.GetPublicKeyRequest(), key_id, version))
 
     def describe_key(self, key_id):
         r = DescribeKeyRequest.DescribeKeyRequest()
@@ -201,8 +248,48 @@ class Tea:
             data = e.data if isinstance(e.data, dict) else {}
             raise ApiError(e.code, status, e.message, data.get("RequestId")) from None
 
-    def create_key(self, description):
-        return self._do(self.client.create_key, tea_models.CreateKeyRequest(description=description))["KeyMetadata"]
+    def create_key(self, description, spec=None, usage=None):
+        return self._do(
+            self.client.create_key,
+            tea_models.CreateKeyRequest(description=description, key_spec=spec, key_usage=usage),
+        )["KeyMetadata"]
+
+    def asymmetric_sign(self, key_id, version, algorithm, digest_b64):
+        return self._do(
+            self.client.asymmetric_sign,
+            tea_models.AsymmetricSignRequest(
+                key_id=key_id, key_version_id=version, algorithm=algorithm, digest=digest_b64
+            ),
+        )
+
+    def asymmetric_verify(self, key_id, version, algorithm, digest_b64, value_b64):
+        return self._do(
+            self.client.asymmetric_verify,
+            tea_models.AsymmetricVerifyRequest(
+                key_id=key_id, key_version_id=version, algorithm=algorithm, digest=digest_b64, value=value_b64
+            ),
+        )
+
+    def asymmetric_encrypt(self, key_id, version, algorithm, plaintext_b64):
+        return self._do(
+            self.client.asymmetric_encrypt,
+            tea_models.AsymmetricEncryptRequest(
+                key_id=key_id, key_version_id=version, algorithm=algorithm, plaintext=plaintext_b64
+            ),
+        )
+
+    def asymmetric_decrypt(self, key_id, version, algorithm, blob_b64):
+        return self._do(
+            self.client.asymmetric_decrypt,
+            tea_models.AsymmetricDecryptRequest(
+                key_id=key_id, key_version_id=version, algorithm=algorithm, ciphertext_blob=blob_b64
+            ),
+        )
+
+    def get_public_key(self, key_id, version):
+        return self._do(
+            self.client.get_public_key, tea_models.GetPublicKeyRequest(key_id=key_id, key_version_id=version)
+        )
 
     def describe_key(self, key_id):
         return self._do(self.client.describe_key, tea_models.DescribeKeyRequest(key_id=key_id))["KeyMetadata"]
@@ -367,6 +454,95 @@ def rotation(sdk, key_id, old_blob, old_dk, ctx):
     ok(d["AutomaticRotation"] == "Disabled" and not d.get("RotationInterval"), f"{n}: UpdateRotationPolicy off", str(d))
 
 
+def only_version(sdk, key_id):
+    versions = sdk.list_key_versions(key_id)
+    items = versions["KeyVersions"]["KeyVersion"]
+    ok(versions["TotalCount"] == 1 and len(items) == 1, f"{sdk.name}: ListKeyVersions of a new asymmetric key lists one version",
+       str(versions))
+    return items[0]["KeyVersionId"]
+
+
+def asymmetric(sdk):
+    """EC_P256 SIGN/VERIFY and RSA_2048 ENCRYPT/DECRYPT keys; every signature and ciphertext is checked
+    with Python `cryptography` and the PEM from GetPublicKey, not only by the server itself."""
+    n = sdk.name
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+
+    # EC_P256, SIGN/VERIFY.
+    meta = sdk.create_key(f"interop EC_P256 ({n})", "EC_P256", "SIGN/VERIFY")
+    ec_id = meta["KeyId"]
+    ok(meta["KeySpec"] == "EC_P256" and meta["KeyUsage"] == "SIGN/VERIFY" and not meta.get("PrimaryKeyVersion"),
+       f"{n}: CreateKey EC_P256 SIGN/VERIFY (no primary version)", str(meta))
+    ec_v = only_version(sdk, ec_id)
+    message = f"signed by kmskit through {n}".encode()
+    digest = hashlib.sha256(message).digest()
+    sig = sdk.asymmetric_sign(ec_id, ec_v, "ECDSA_SHA_256", b64(digest))
+    ok(sig["KeyId"] == ec_id and sig["KeyVersionId"] == ec_v and sig["Value"], f"{n}: AsymmetricSign ECDSA_SHA_256")
+    pk = sdk.get_public_key(ec_id, ec_v)
+    pem = pk["PublicKey"]
+    ok(pk["KeyId"] == ec_id and pk["KeyVersionId"] == ec_v and pem.startswith("-----BEGIN PUBLIC KEY-----"),
+       f"{n}: GetPublicKey returns a PEM SubjectPublicKeyInfo")
+    public = serialization.load_pem_public_key(pem.encode())
+    ok(isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1",
+       f"{n}: the PEM is a P-256 public key")
+    der_sig = base64.b64decode(sig["Value"])
+    try:
+        public.verify(der_sig, digest, ec.ECDSA(asym_utils.Prehashed(hashes.SHA256())))
+        public.verify(der_sig, message, ec.ECDSA(hashes.SHA256()))
+        verified = True
+    except InvalidSignature:
+        verified = False
+    ok(verified, f"{n}: Python cryptography verifies kmskit's ECDSA signature with the PEM")
+    v = sdk.asymmetric_verify(ec_id, ec_v, "ECDSA_SHA_256", b64(digest), sig["Value"])
+    ok(v["Value"] is True and v["KeyVersionId"] == ec_v, f"{n}: AsymmetricVerify is true (a JSON boolean)", str(v))
+    other = hashlib.sha256(b"another message").digest()
+    v = sdk.asymmetric_verify(ec_id, ec_v, "ECDSA_SHA_256", b64(other), sig["Value"])
+    ok(v["Value"] is False, f"{n}: AsymmetricVerify of another digest is false", str(v))
+    # A signature made by Python with some other key: false.
+    stranger = ec.generate_private_key(ec.SECP256R1()).sign(digest, ec.ECDSA(asym_utils.Prehashed(hashes.SHA256())))
+    v = sdk.asymmetric_verify(ec_id, ec_v, "ECDSA_SHA_256", b64(digest), b64(stranger))
+    ok(v["Value"] is False, f"{n}: AsymmetricVerify of another key's signature is false", str(v))
+    expect_error(lambda: sdk.asymmetric_sign(ec_id, ec_v, "RSA_PSS_SHA_256", b64(digest)),
+                 "Rejected.UnsupportedOperation", 400, f"{n}: AsymmetricSign with an RSA algorithm on EC_P256")
+    expect_error(lambda: sdk.asymmetric_encrypt(ec_id, ec_v, "RSAES_OAEP_SHA_256", b64(b"x")),
+                 "Rejected.UnsupportedOperation", 400, f"{n}: AsymmetricEncrypt with a SIGN/VERIFY key")
+    expect_error(lambda: sdk.asymmetric_sign(ec_id, ec_v, "ECDSA_SHA_256", b64(digest[:20])),
+                 "InvalidParameter", 400, f"{n}: a 20-byte digest is refused")
+    expect_error(lambda: sdk.get_public_key(ec_id, "00000000-0000-4000-8000-000000000000"),
+                 "Forbidden.KeyVersionNotFound", 404, f"{n}: an unknown version is Forbidden.KeyVersionNotFound")
+
+    # RSA_2048, ENCRYPT/DECRYPT.
+    meta = sdk.create_key(f"interop RSA_2048 ({n})", "RSA_2048", "ENCRYPT/DECRYPT")
+    rsa_id = meta["KeyId"]
+    ok(meta["KeySpec"] == "RSA_2048" and meta["KeyUsage"] == "ENCRYPT/DECRYPT", f"{n}: CreateKey RSA_2048 ENCRYPT/DECRYPT")
+    rsa_v = only_version(sdk, rsa_id)
+    plaintext = f"secret for {n}".encode()
+    for alg in ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1"):
+        e = sdk.asymmetric_encrypt(rsa_id, rsa_v, alg, b64(plaintext))
+        ok(e["KeyVersionId"] == rsa_v and len(base64.b64decode(e["CiphertextBlob"])) == 256,
+           f"{n}: AsymmetricEncrypt {alg} (one 2048-bit block)")
+        d = sdk.asymmetric_decrypt(rsa_id, rsa_v, alg, e["CiphertextBlob"])
+        ok(base64.b64decode(d["Plaintext"]) == plaintext and d["KeyVersionId"] == rsa_v,
+           f"{n}: AsymmetricDecrypt {alg} round trip")
+    rsa_pem = sdk.get_public_key(rsa_id, rsa_v)["PublicKey"]
+    rsa_public = serialization.load_pem_public_key(rsa_pem.encode())
+    ok(rsa_public.key_size == 2048, f"{n}: GetPublicKey of RSA_2048 is a 2048-bit key")
+    outside = rsa_public.encrypt(
+        b"encrypted by Python", padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    )
+    d = sdk.asymmetric_decrypt(rsa_id, rsa_v, "RSAES_OAEP_SHA_256", b64(outside))
+    ok(base64.b64decode(d["Plaintext"]) == b"encrypted by Python",
+       f"{n}: AsymmetricDecrypt of a ciphertext made by Python cryptography with the PEM (OAEP SHA-256)")
+    expect_error(lambda: sdk.asymmetric_decrypt(rsa_id, rsa_v, "RSAES_OAEP_SHA_1", b64(outside)),
+                 "InvalidParameter", 400, f"{n}: the same ciphertext under OAEP SHA-1 does not decrypt")
+    expect_error(lambda: sdk.asymmetric_encrypt(rsa_id, rsa_v, "SM2PKE", b64(b"x")),
+                 "Rejected.UnsupportedOperation", 400, f"{n}: AsymmetricEncrypt SM2PKE with an RSA key")
+    expect_error(lambda: sdk.asymmetric_sign(rsa_id, rsa_v, "RSA_PSS_SHA_256", b64(digest)),
+                 "Rejected.UnsupportedOperation", 400, f"{n}: AsymmetricSign with an ENCRYPT/DECRYPT key")
+    expect_error(lambda: sdk.asymmetric_encrypt(rsa_id, rsa_v, "RSAES_OAEP_SHA_256", b64(b"x" * 191)),
+                 "InvalidParameter", 400, f"{n}: 191 bytes is over the OAEP SHA-256 limit of RSA_2048")
+
+
 def wrong_secret(sdk_cls_and_args):
     cls, kwargs, name = sdk_cls_and_args
     sdk = cls(sk="definitely-wrong", **kwargs)
@@ -404,6 +580,8 @@ def main():
     scenario(Legacy(), "legacy")
     scenario(Tea(), "tea3")
     scenario(Tea(v2=True), "tea2")
+    asymmetric(Legacy())
+    asymmetric(Tea())
     for spec in ((Legacy, {}, "legacy V2"), (Tea, {}, "Tea V3"), (Tea, {"v2": True}, "Tea V2")):
         wrong_secret(spec)
     denied()
