@@ -187,8 +187,15 @@ async fn full_flow_with_both_signatures() {
         assert_eq!((r.status, r.code()), (404, Some("Forbidden.KeyNotFound")));
         let r = c.call("Encrypt", &[("KeyId", &key_id)]).await.unwrap();
         assert_eq!((r.status, r.code()), (400, Some("MissingParameter")));
-        let r = c.call("AsymmetricSign", &[("KeyId", &key_id)]).await.unwrap();
+        // An action of the model service this server does not serve (BYOK import).
+        let r = c
+            .call("GetParametersForImport", &[("KeyId", &key_id)])
+            .await
+            .unwrap();
         assert_eq!((r.status, r.code()), (404, Some("InvalidAction.NotFound")));
+        // AsymmetricSign is served: a missing parameter, not an unknown action.
+        let r = c.call("AsymmetricSign", &[("KeyId", &key_id)]).await.unwrap();
+        assert_eq!((r.status, r.code()), (400, Some("MissingParameter")));
         let r = c
             .call(
                 "Encrypt",
