@@ -53,7 +53,9 @@ struct Envelope<T> {
 struct Handles {
     /// The pool epoch these handles belong to: a reconnect may invalidate every handle.
     epoch: u64,
-    map: HashMap<MaterialId, ObjectHandle>,
+    /// A version's key object (an AES secret key or a private key) and its class: a handle is only
+    /// used for the class it was found as.
+    map: HashMap<MaterialId, (ObjectClass, ObjectHandle)>,
 }
 
 /// A [`KeyStore`] whose key material is generated and used inside a PKCS#11 token and never leaves
@@ -172,15 +174,18 @@ impl Pkcs11Store {
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    fn cached_handle(&self, id: &MaterialId, epoch: u64) -> Option<ObjectHandle> {
+    fn cached_handle(&self, id: &MaterialId, class: ObjectClass, epoch: u64) -> Option<ObjectHandle> {
         let h = self.handles.read().unwrap_or_else(PoisonError::into_inner);
         if h.epoch != epoch {
             return None;
         }
-        h.map.get(id).copied()
+        h.map
+            .get(id)
+            .filter(|(c, _)| *c == class)
+            .map(|(_, handle)| *handle)
     }
 
-    fn cache_handle(&self, id: &MaterialId, handle: ObjectHandle, epoch: u64) {
+    fn cache_handle(&self, id: &MaterialId, class: ObjectClass, handle: ObjectHandle, epoch: u64) {
         let mut h = self.handles.write().unwrap_or_else(PoisonError::into_inner);
         if epoch < h.epoch {
             return; // a session of an earlier epoch: its handles may be dead already
@@ -189,7 +194,7 @@ impl Pkcs11Store {
             h.map.clear();
             h.epoch = epoch;
         }
-        h.map.insert(id.clone(), handle);
+        h.map.insert(id.clone(), (class, handle));
     }
 
     fn forget_handle(&self, id: &MaterialId) {
@@ -242,14 +247,14 @@ impl Pkcs11Store {
         let epoch = lease.epoch();
         let find = |lease: &Lease<'_>| match Self::find_material(lease, id, class) {
             Ok(Some(h)) => {
-                self.cache_handle(id, h, epoch);
+                self.cache_handle(id, class, h, epoch);
                 Ok(h)
             }
             Ok(None) => Err(None),
             Err(e) => Err(Some(e)),
         };
         let mut from_cache = true;
-        let mut handle = match self.cached_handle(id, epoch) {
+        let mut handle = match self.cached_handle(id, class, epoch) {
             Some(h) => h,
             None => {
                 from_cache = false;
@@ -347,16 +352,13 @@ impl Pkcs11Store {
         let scanned = (|| -> std::result::Result<Scan, CkError> {
             let mut scan = Scan::default();
             // A version's material: its AES key, or the private key of its key pair.
-            let mut keys =
-                lease.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(true)])?;
-            keys.extend(
-                lease.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Token(true)])?,
-            );
-            for h in keys {
-                let attrs = lease.get_attributes(h, &[AttributeType::Label])?;
-                if let Some(Attribute::Label(l)) = attrs.first() {
-                    if let Some(id) = std::str::from_utf8(l).ok().and_then(parse_material_label) {
-                        scan.material.push((id, h));
+            for class in [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY] {
+                for h in lease.find_objects(&[Attribute::Class(class), Attribute::Token(true)])? {
+                    let attrs = lease.get_attributes(h, &[AttributeType::Label])?;
+                    if let Some(Attribute::Label(l)) = attrs.first() {
+                        if let Some(id) = std::str::from_utf8(l).ok().and_then(parse_material_label) {
+                            scan.material.push((id, (class, h)));
+                        }
                     }
                 }
             }
@@ -395,7 +397,7 @@ impl Pkcs11Store {
 
 #[derive(Default)]
 struct Scan {
-    material: Vec<(MaterialId, ObjectHandle)>,
+    material: Vec<(MaterialId, (ObjectClass, ObjectHandle))>,
     records: Vec<(ObjectHandle, String, Vec<u8>)>,
 }
 
@@ -501,7 +503,7 @@ impl Pkcs11Store {
         let epoch = lease.epoch();
         match lease.generate_key_pair(&mechanism, &public, &private) {
             Ok((_, private)) => {
-                self.cache_handle(id, private, epoch);
+                self.cache_handle(id, ObjectClass::PRIVATE_KEY, private, epoch);
                 Ok(())
             }
             Err(e) => Err(lease.fail(e, &subject)),
@@ -738,7 +740,7 @@ impl KeyStore for Pkcs11Store {
         ];
         match lease.generate_key(&Mechanism::AesKeyGen, &template) {
             Ok(h) => {
-                self.cache_handle(id, h, epoch);
+                self.cache_handle(id, ObjectClass::SECRET_KEY, h, epoch);
                 Ok(())
             }
             Err(e) => Err(lease.fail(e, &subject)),

@@ -506,6 +506,26 @@ fn unsupported_specs_algorithms_and_bad_digests_are_refused() {
         .sign_digest(&new_id(), KeySpec::EcP256, Alg::EcdsaSha256, &d)
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::KeyNotFound, "{err}");
+    // A key pair is never used as AES material (its cached handle is a private key's), nor AES material
+    // as a key pair.
+    let mut buf = b"not for a key pair".to_vec();
+    let err = store
+        .seal(
+            &ec,
+            kmskit_core::crypto::Algorithm::Aes256Gcm,
+            &[0; 12],
+            b"",
+            &mut buf,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::KeyNotFound, "{err}");
+    let aes = generate(&store, KeySpec::Aes256);
+    let err = store
+        .sign_digest(&aes, KeySpec::EcP256, Alg::EcdsaSha256, &d)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::KeyNotFound, "{err}");
+    let err = store.public_key(&aes, KeySpec::Rsa2048).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::KeyNotFound, "{err}");
 }
 
 #[test]
