@@ -558,3 +558,50 @@ fn many_threads_sign_and_decrypt_through_a_small_pool() {
         }
     });
 }
+
+/// A login lost behind the store's back (`C_Logout` on any session logs the application out): signing,
+/// decrypting and reading a public key fail once with a retryable error, then log in again and work.
+#[test]
+fn a_lost_login_is_retryable_for_key_pairs_too() {
+    let Some(t) = common::fresh_token() else { return };
+    let store = store(&t);
+    let ec = generate(&store, KeySpec::EcP256);
+    let rsa = generate(&store, KeySpec::Rsa2048);
+    let rsa_spki = store.public_key(&rsa, KeySpec::Rsa2048).unwrap(); // cached from here on
+    let ct = oaep_encrypt(&rsa_spki, &OAEP_SHA256_MGF1SHA256, b"across a logout");
+    let d = sha256(b"across a logout");
+    type Call<'a> = Box<dyn Fn() -> kmskit_core::Result<Vec<u8>> + 'a>;
+    let calls: [(&str, Call<'_>); 3] = [
+        (
+            "sign",
+            Box::new(|| store.sign_digest(&ec, KeySpec::EcP256, Alg::EcdsaSha256, &d)),
+        ),
+        (
+            "decrypt",
+            Box::new(|| {
+                store
+                    .asymmetric_decrypt(&rsa, KeySpec::Rsa2048, Alg::RsaesOaepSha256, &ct)
+                    .map(|p| p.to_vec())
+            }),
+        ),
+        ("public key", Box::new(|| store.public_key(&ec, KeySpec::EcP256))),
+    ];
+    for (what, call) in &calls {
+        session(&t).logout().unwrap();
+        let err = call().unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::ServiceUnavailableTemporary,
+            "{what}: {err}"
+        );
+        assert!(err.is_retryable(), "{what}: {err}");
+        let out = call().unwrap_or_else(|e| panic!("{what}: the retry logs in again: {e}"));
+        assert!(!out.is_empty(), "{what}");
+    }
+    assert_eq!(
+        &store
+            .asymmetric_decrypt(&rsa, KeySpec::Rsa2048, Alg::RsaesOaepSha256, &ct)
+            .unwrap()[..],
+        b"across a logout"
+    );
+}
