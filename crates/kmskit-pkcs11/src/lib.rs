@@ -119,7 +119,7 @@
 //!
 //! | PKCS#11 | kmskit code |
 //! |---|---|
-//! | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (what SoftHSM answers for a bad tag or AAD) | `InvalidParameter`, the opaque decryption failure |
+//! | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (what SoftHSM answers for a bad tag or AAD, bad OAEP padding, an RSA ciphertext not below the modulus); an RSA ciphertext of the wrong length, and bad OAEP padding decoded here | `InvalidParameter`, the opaque decryption failure |
 //! | `CKR_KEY_HANDLE_INVALID`, `CKR_OBJECT_HANDLE_INVALID`, material not in the token | `Forbidden.KeyNotFound`, naming the key id and version |
 //! | `CKR_PIN_INCORRECT` and the other PIN and login errors | `Forbidden.NoPermission` |
 //! | lost session, token or library | `ServiceUnavailableTemporary`, retryable |
