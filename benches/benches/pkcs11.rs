@@ -14,7 +14,12 @@
 //! directory; scripts/test.sh shows the set-up). It uses `KMSKIT_PKCS11_TOKEN`/`KMSKIT_PKCS11_PIN` when
 //! set, else initialises a token of its own. Without a module it says so and exits.
 //!
-//! `cargo bench -p kmskit-benches --bench pkcs11` (about 30 s).
+//! Then EC_P256 signing: `Pkcs11Store::sign_digest` (`KeyStore` level: session lease, handle cache,
+//! `CKM_ECDSA`, r ‖ s to DER) against a direct `C_SignInit` + `C_Sign` (`CKM_ECDSA`) with a key pair made
+//! with the same templates, over a 32-byte digest, one worker: criterion group `pkcs11_sign_ec_p256`
+//! and the ratio `store ÷ direct` (target ≥ 0.8×).
+//!
+//! `cargo bench -p kmskit-benches --bench pkcs11` (about 40 s).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -24,12 +29,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use kmskit_core::{Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, block_on};
+use kmskit_core::store::{KeyStore, MaterialId};
+use kmskit_core::{
+    AsymmetricAlgorithm, Caller, CreateKey, EncryptionContext, KeyId, KeyProvider, KeyRef, KeySpec,
+    KeyVersionId, block_on,
+};
 use kmskit_pkcs11::cryptoki::mechanism::Mechanism;
 use kmskit_pkcs11::cryptoki::mechanism::aead::GcmParams;
 use kmskit_pkcs11::cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use kmskit_pkcs11::cryptoki::session::Session;
-use kmskit_pkcs11::{Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, context, find_slot, init_token};
+use kmskit_pkcs11::{
+    Pin, Pkcs11Config, Pkcs11Kms, Pkcs11KmsExt, Pkcs11Store, context, find_slot, init_token,
+};
 
 const SIZE: usize = 1024;
 /// About what kmskit authenticates: the blob header (ids, nonce) plus the canonical context.
@@ -218,6 +229,119 @@ fn ratios(kms: &Kms, direct: &Direct) {
     }
 }
 
+/// EC_P256 signing of a digest: through the store, and by hand on a key pair of the same templates.
+struct EcSign {
+    store: Pkcs11Store,
+    id: MaterialId,
+    session: Session,
+    private: ObjectHandle,
+    digest: [u8; 32],
+}
+
+impl EcSign {
+    fn new(t: &Token) -> Self {
+        let config = Pkcs11Config::new(&t.module, &t.label, Pin::new(t.pin.clone())).with_pool_size(1);
+        let store = Pkcs11Store::open(&config).unwrap();
+        let id = MaterialId::new(KeyId::generate(), KeyVersionId::generate());
+        store.generate(&id, KeySpec::EcP256).unwrap();
+        let ctx = context(&t.module).unwrap();
+        let session = ctx.open_rw_session(find_slot(&ctx, &t.label).unwrap()).unwrap();
+        let label = b"kmskit-bench-direct-ec".to_vec();
+        let (_, private) = session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::KeyType(KeyType::EC),
+                    // prime256v1
+                    Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Verify(true),
+                    Attribute::Label(label.clone()),
+                ],
+                &[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::KeyType(KeyType::EC),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Sign(true),
+                    Attribute::Label(label),
+                ],
+            )
+            .unwrap();
+        Self {
+            store,
+            id,
+            session,
+            private,
+            digest: [0x3c; 32],
+        }
+    }
+
+    fn store_sign(&self) -> usize {
+        self.store
+            .sign_digest(
+                &self.id,
+                KeySpec::EcP256,
+                AsymmetricAlgorithm::EcdsaSha256,
+                &self.digest,
+            )
+            .unwrap()
+            .len()
+    }
+
+    fn direct_sign(&self) -> usize {
+        self.session
+            .sign(&Mechanism::Ecdsa, self.private, &self.digest)
+            .unwrap()
+            .len()
+    }
+}
+
+fn ec_sign_criterion(c: &mut Criterion, ec: &EcSign) {
+    let mut g = c.benchmark_group("pkcs11_sign_ec_p256");
+    g.bench_function("Pkcs11Store::sign_digest", |b| {
+        b.iter(|| black_box(ec.store_sign()))
+    });
+    g.bench_function("cryptoki_direct", |b| b.iter(|| black_box(ec.direct_sign())));
+    g.finish();
+}
+
+fn ec_sign_ratio(ec: &EcSign) {
+    const BATCHES: usize = 15;
+    const ITERS: u64 = 300;
+    // One worker: the direct session is not Sync, so the closures run on this thread only.
+    let rate = |f: &dyn Fn() -> usize| {
+        let mut rates: Vec<f64> = (0..BATCHES)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..ITERS {
+                    black_box(f());
+                }
+                ITERS as f64 / start.elapsed().as_secs_f64()
+            })
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates[BATCHES / 2]
+    };
+    let (d1, s1) = (rate(&|| ec.direct_sign()), rate(&|| ec.store_sign()));
+    let (d2, s2) = (rate(&|| ec.direct_sign()), rate(&|| ec.store_sign()));
+    let (d, s) = (d1.max(d2), s1.max(s2));
+    let r = s / d;
+    println!();
+    println!(
+        "EC_P256 sign of a 32-byte digest (median of {BATCHES} batches of {ITERS} calls, same process):"
+    );
+    println!(
+        "  1 worker: cryptoki C_Sign {d:8.0}/s | Pkcs11Store::sign_digest {s:8.0}/s | store / direct = {r:.2}x \
+         (target >= 0.8x: {})",
+        if r >= 0.8 { "met" } else { "NOT met" }
+    );
+}
+
 fn main() {
     let Some(t) = token() else { return };
     let kms = Kms::new(&t, 2);
@@ -228,6 +352,9 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     criterion_groups(&mut c, &kms, &direct);
+    let ec = EcSign::new(&t);
+    ec_sign_criterion(&mut c, &ec);
     c.final_summary();
     ratios(&kms, &direct);
+    ec_sign_ratio(&ec);
 }

@@ -10,7 +10,7 @@ use kmskit_core::Error;
 /// | PKCS#11 | kmskit |
 /// |---|---|
 /// | `CKR_KEY_HANDLE_INVALID`, `CKR_OBJECT_HANDLE_INVALID` | [`Error::KeyNotFound`] naming `subject` |
-/// | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (SoftHSM's answer to a bad tag or AAD) | [`Error::DecryptFailed`], opaque |
+/// | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (SoftHSM's answer to a bad tag or AAD, bad OAEP padding, an RSA ciphertext not below the modulus) | [`Error::DecryptFailed`], opaque |
 /// | `CKR_PIN_*`, `CKR_USER_NOT_LOGGED_IN`, `CKR_USER_PIN_NOT_INITIALIZED`, `CKR_KEY_FUNCTION_NOT_PERMITTED` | [`Error::AccessDenied`] |
 /// | `CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`, `CKR_SESSION_*` (lost, closed, count), `CKR_DEVICE_ERROR`, `CKR_CRYPTOKI_NOT_INITIALIZED`, … | retryable [`Error::Unavailable`]; the pool reconnects |
 /// | the module cannot be loaded | non-retryable [`Error::Unavailable`] |

@@ -37,6 +37,8 @@
 //! | object | class | attributes |
 //! |---|---|---|
 //! | key material, one per key version | `CKO_SECRET_KEY`, `CKK_AES`, 32 bytes | `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, `CKA_ENCRYPT` and `CKA_DECRYPT` only (no wrap, unwrap, sign, derive), not modifiable; `CKA_LABEL` = `kmskit/material/<key id>/<version id>` ([`material_label`]), `CKA_ID` = the key id |
+//! | an asymmetric version's private key (`EC_P256`, `EC_P256K`, `RSA_2048`, `RSA_3072`) | `CKO_PRIVATE_KEY`, `CKK_EC` (`CKA_EC_PARAMS` = the named curve prime256v1 or secp256k1) or `CKK_RSA` (e = 65537) | as AES material: `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`, not modifiable, no unwrap or derive; `CKA_SIGN`, and for RSA also `CKA_DECRYPT` (the store is not told the key's usage; the engine enforces it); same label and `CKA_ID` |
+//! | its public key | `CKO_PUBLIC_KEY` | `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_VERIFY` (RSA: `CKA_ENCRYPT`), not modifiable; same label and `CKA_ID` |
 //! | a key record | `CKO_DATA` | `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_APPLICATION` = `kmskit`, `CKA_LABEL` = `kmskit/key/<key id>`, `CKA_VALUE` = JSON `{format, seq, record}` |
 //! | an alias record | `CKO_DATA` | as a key record, `CKA_LABEL` = `kmskit/alias/<alias name>` |
 //!
@@ -44,7 +46,29 @@
 //! the data-key calls run `CKM_AES_GCM` in the token (96-bit nonce, 128-bit tag, the blob header and
 //! encryption context as AAD): the engine never sees a key byte. `CKA_VALUE` of a material object
 //! cannot be read, and `C_WrapKey` refuses it (`CKR_KEY_UNEXTRACTABLE`); both are tested. Purging a
-//! key (after its deletion window) is `C_DestroyObject` on every version's object.
+//! key (after its deletion window) is `C_DestroyObject` on every version's object (both objects of a
+//! key pair).
+//!
+//! Asymmetric versions are key pairs made by `C_GenerateKeyPair` (`CKM_EC_KEY_PAIR_GEN`,
+//! `CKM_RSA_PKCS_KEY_PAIR_GEN`). Private-key operations run in the token over the digest the engine
+//! passes:
+//!
+//! | algorithm | in the token | here |
+//! |---|---|---|
+//! | `ECDSA_SHA_256` | `CKM_ECDSA` over the 32-byte digest | the raw `r ‖ s` becomes a DER `ECDSA-Sig-Value` |
+//! | `RSA_PKCS1_SHA_256` | `CKM_RSA_PKCS` over `DigestInfo(SHA-256, digest)` | — |
+//! | `RSA_PSS_SHA_256` | `CKM_RSA_PKCS_PSS`, hash SHA-256, MGF1-SHA-256, salt 32 bytes | — |
+//! | `RSAES_OAEP_SHA_256`, `RSAES_OAEP_SHA_1` | `CKM_RSA_PKCS_OAEP`, same hash for MGF1, no label | — |
+//!
+//! A token that refuses `CKM_RSA_PKCS_OAEP` with the hash asked for (`CKR_ARGUMENTS_BAD`,
+//! `CKR_MECHANISM_PARAM_INVALID`; SoftHSM2 2.6 accepts only SHA-1 there) decrypts with
+//! `CKM_RSA_X_509` instead, and the store decodes EME-OAEP itself, in constant time and with one opaque
+//! failure; the store remembers the refusal. The plaintext leaves the token either way. `EC_SM2` is
+//! refused with `Rejected.UnsupportedOperation`: PKCS#11 has no standard SM2 mechanisms.
+//!
+//! The public key (`CKA_EC_POINT`, unwrapped from its DER OCTET STRING, or `CKA_MODULUS` and
+//! `CKA_PUBLIC_EXPONENT`) is returned as a DER SubjectPublicKeyInfo, read once per version and cached;
+//! the engine verifies and encrypts with it itself.
 //!
 //! ## Why the records are token data objects
 //!
@@ -95,7 +119,7 @@
 //!
 //! | PKCS#11 | kmskit code |
 //! |---|---|
-//! | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (what SoftHSM answers for a bad tag or AAD) | `InvalidParameter`, the opaque decryption failure |
+//! | `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and `CKR_GENERAL_ERROR` from `C_Decrypt` (what SoftHSM answers for a bad tag or AAD, bad OAEP padding, an RSA ciphertext not below the modulus); an RSA ciphertext of the wrong length, and bad OAEP padding decoded here | `InvalidParameter`, the opaque decryption failure |
 //! | `CKR_KEY_HANDLE_INVALID`, `CKR_OBJECT_HANDLE_INVALID`, material not in the token | `Forbidden.KeyNotFound`, naming the key id and version |
 //! | `CKR_PIN_INCORRECT` and the other PIN and login errors | `Forbidden.NoPermission` |
 //! | lost session, token or library | `ServiceUnavailableTemporary`, retryable |
@@ -119,8 +143,10 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+mod der;
 mod error;
 mod module;
+mod oaep;
 mod pool;
 mod store;
 

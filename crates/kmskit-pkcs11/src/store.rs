@@ -2,27 +2,34 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use kmskit_core::crypto::{Algorithm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, algorithm_for};
-use kmskit_core::{AliasName, Error, KeyId, KeySpec, KeyVersionId, ProtectionLevel, Result};
+use kmskit_core::{
+    AliasName, AsymmetricAlgorithm, Error, KeyId, KeySpec, KeyUsage, KeyVersionId, ProtectionLevel, Result,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::config::Pkcs11Config;
+use crate::der::{self, Curve};
+use crate::oaep::{self, OaepHash};
 use crate::pool::{Lease, Pool};
 
 /// `CKA_APPLICATION` of every data object kmskit writes.
 pub const APPLICATION: &str = "kmskit";
-/// `CKA_LABEL` prefix of key material objects: `kmskit/material/<key id>/<version id>`.
+/// `CKA_LABEL` prefix of key material objects: `kmskit/material/<key id>/<version id>` (an AES
+/// secret key, or both objects of an asymmetric key pair).
 pub const MATERIAL_LABEL_PREFIX: &str = "kmskit/material/";
 /// `CKA_LABEL` prefix of key record data objects: `kmskit/key/<key id>`.
 pub const KEY_LABEL_PREFIX: &str = "kmskit/key/";
@@ -46,7 +53,9 @@ struct Envelope<T> {
 struct Handles {
     /// The pool epoch these handles belong to: a reconnect may invalidate every handle.
     epoch: u64,
-    map: HashMap<MaterialId, ObjectHandle>,
+    /// A version's key object (an AES secret key or a private key) and its class: a handle is only
+    /// used for the class it was found as.
+    map: HashMap<MaterialId, (ObjectClass, ObjectHandle)>,
 }
 
 /// A [`KeyStore`] whose key material is generated and used inside a PKCS#11 token and never leaves
@@ -60,6 +69,11 @@ pub struct Pkcs11Store {
     /// rare next to Encrypt and Decrypt, which never take this lock. Always taken before a session is
     /// leased, never while one is held, so it cannot deadlock with the pool.
     writes: Mutex<()>,
+    /// SubjectPublicKeyInfo DER of asymmetric versions, read from the token once.
+    public_keys: RwLock<HashMap<MaterialId, Vec<u8>>>,
+    /// Per OAEP hash (SHA-1, SHA-256): whether the token refused `CKM_RSA_PKCS_OAEP` with it, so
+    /// decryption runs `CKM_RSA_X_509` in the token and EME-OAEP decoding here.
+    oaep_refused: [AtomicBool; 2],
 }
 
 impl fmt::Debug for Pkcs11Store {
@@ -118,6 +132,8 @@ impl Pkcs11Store {
             handles: RwLock::new(Handles::default()),
             seq: AtomicU64::new(now_nanos()),
             writes: Mutex::new(()),
+            public_keys: RwLock::new(HashMap::new()),
+            oaep_refused: [AtomicBool::new(false), AtomicBool::new(false)],
         })
     }
 
@@ -158,15 +174,18 @@ impl Pkcs11Store {
         self.seq.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    fn cached_handle(&self, id: &MaterialId, epoch: u64) -> Option<ObjectHandle> {
+    fn cached_handle(&self, id: &MaterialId, class: ObjectClass, epoch: u64) -> Option<ObjectHandle> {
         let h = self.handles.read().unwrap_or_else(PoisonError::into_inner);
         if h.epoch != epoch {
             return None;
         }
-        h.map.get(id).copied()
+        h.map
+            .get(id)
+            .filter(|(c, _)| *c == class)
+            .map(|(_, handle)| *handle)
     }
 
-    fn cache_handle(&self, id: &MaterialId, handle: ObjectHandle, epoch: u64) {
+    fn cache_handle(&self, id: &MaterialId, class: ObjectClass, handle: ObjectHandle, epoch: u64) {
         let mut h = self.handles.write().unwrap_or_else(PoisonError::into_inner);
         if epoch < h.epoch {
             return; // a session of an earlier epoch: its handles may be dead already
@@ -175,7 +194,7 @@ impl Pkcs11Store {
             h.map.clear();
             h.epoch = epoch;
         }
-        h.map.insert(id.clone(), handle);
+        h.map.insert(id.clone(), (class, handle));
     }
 
     fn forget_handle(&self, id: &MaterialId) {
@@ -188,40 +207,54 @@ impl Pkcs11Store {
         h.map.retain(|id, _| &id.key_id != key);
     }
 
-    /// Finds the material object of `id` on `session`; `None` when the token holds none.
+    /// Finds the material object of class `class` (secret key, private or public key) of `id` on
+    /// `session`; `None` when the token holds none.
     fn find_material(
         session: &Session,
         id: &MaterialId,
+        class: ObjectClass,
     ) -> std::result::Result<Option<ObjectHandle>, CkError> {
         let found = session.find_objects(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Class(class),
             Attribute::Token(true),
             Attribute::Label(material_label(id).into_bytes()),
         ])?;
         Ok(found.first().copied())
     }
 
-    /// Runs a cryptographic call `f` with the material of `id`, looking its handle up (and caching it)
-    /// when needed. A cached handle the token no longer knows is looked up once more by label, so an
-    /// object destroyed behind our back is reported as `KeyNotFound` naming the key and version.
+    /// Runs a cryptographic call `f` with the secret key of `id`: see [`Pkcs11Store::with_key`].
     fn with_material<T>(
         &self,
         id: &MaterialId,
+        f: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
+    ) -> Result<T> {
+        self.with_key(id, ObjectClass::SECRET_KEY, f)
+    }
+
+    /// Runs a cryptographic call `f` with the key of class `class` of `id` (a version's secret key or
+    /// private key: one per version, so the handle cache holds the one the version uses), looking its
+    /// handle up (and caching it) when needed. A cached handle the token no longer knows is looked up
+    /// once more by label, so an object destroyed behind our back is reported as `KeyNotFound` naming
+    /// the key and version.
+    fn with_key<T>(
+        &self,
+        id: &MaterialId,
+        class: ObjectClass,
         mut f: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
         let subject = id.to_string();
         let lease: Lease<'_> = self.pool.get()?;
         let epoch = lease.epoch();
-        let find = |lease: &Lease<'_>| match Self::find_material(lease, id) {
+        let find = |lease: &Lease<'_>| match Self::find_material(lease, id, class) {
             Ok(Some(h)) => {
-                self.cache_handle(id, h, epoch);
+                self.cache_handle(id, class, h, epoch);
                 Ok(h)
             }
             Ok(None) => Err(None),
             Err(e) => Err(Some(e)),
         };
         let mut from_cache = true;
-        let mut handle = match self.cached_handle(id, epoch) {
+        let mut handle = match self.cached_handle(id, class, epoch) {
             Some(h) => h,
             None => {
                 from_cache = false;
@@ -318,13 +351,14 @@ impl Pkcs11Store {
         let epoch = lease.epoch();
         let scanned = (|| -> std::result::Result<Scan, CkError> {
             let mut scan = Scan::default();
-            let keys =
-                lease.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(true)])?;
-            for h in keys {
-                let attrs = lease.get_attributes(h, &[AttributeType::Label])?;
-                if let Some(Attribute::Label(l)) = attrs.first() {
-                    if let Some(id) = std::str::from_utf8(l).ok().and_then(parse_material_label) {
-                        scan.material.push((id, h));
+            // A version's material: its AES key, or the private key of its key pair.
+            for class in [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY] {
+                for h in lease.find_objects(&[Attribute::Class(class), Attribute::Token(true)])? {
+                    let attrs = lease.get_attributes(h, &[AttributeType::Label])?;
+                    if let Some(Attribute::Label(l)) = attrs.first() {
+                        if let Some(id) = std::str::from_utf8(l).ok().and_then(parse_material_label) {
+                            scan.material.push((id, (class, h)));
+                        }
                     }
                 }
             }
@@ -363,7 +397,7 @@ impl Pkcs11Store {
 
 #[derive(Default)]
 struct Scan {
-    material: Vec<(MaterialId, ObjectHandle)>,
+    material: Vec<(MaterialId, (ObjectClass, ObjectHandle))>,
     records: Vec<(ObjectHandle, String, Vec<u8>)>,
 }
 
@@ -372,6 +406,162 @@ fn missing_material(id: &MaterialId) -> Error {
         "{} (the token holds no material for version {}: destroyed outside kmskit?)",
         id.key_id, id.version_id
     ))
+}
+
+/// What the token returned for an RSA-OAEP ciphertext.
+enum OaepOutput {
+    /// `CKM_RSA_PKCS_OAEP` decrypted it.
+    Plaintext(Zeroizing<Vec<u8>>),
+    /// `CKM_RSA_X_509` returned the encoded message, to be decoded here.
+    Encoded(Zeroizing<Vec<u8>>),
+}
+
+/// The digest length every signature algorithm of the store signs (SHA-256).
+const DIGEST_LEN: usize = 32;
+
+/// How an asymmetric key spec lives in the token: a key pair of a curve, or an RSA key pair.
+#[derive(Clone, Copy, Debug)]
+enum Pair {
+    Ec(Curve),
+    Rsa { bits: usize },
+}
+
+impl Pair {
+    /// The key pair for `spec`; `Rejected.UnsupportedOperation` for the specs the store does not hold
+    /// as key pairs.
+    fn of(spec: KeySpec) -> Result<Pair> {
+        match spec {
+            KeySpec::EcP256 => Ok(Pair::Ec(Curve::P256)),
+            KeySpec::EcP256K => Ok(Pair::Ec(Curve::K256)),
+            KeySpec::Rsa2048 => Ok(Pair::Rsa { bits: 2048 }),
+            KeySpec::Rsa3072 => Ok(Pair::Rsa { bits: 3072 }),
+            KeySpec::EcSm2 => Err(Error::Unsupported(
+                "key spec EC_SM2 in a PKCS#11 token: PKCS#11 has no standard SM2 signature or \
+                 encryption mechanism"
+                    .to_owned(),
+            )),
+            other => Err(Error::Unsupported(format!(
+                "key spec {other} as a key pair in a PKCS#11 token"
+            ))),
+        }
+    }
+}
+
+impl Pkcs11Store {
+    /// Generates the key pair of an asymmetric version in the token: both objects labelled with the
+    /// material label and `CKA_ID` = the key id, the private key sensitive and never extractable.
+    /// RSA private keys may sign and decrypt (the store does not know the key's usage; the engine
+    /// enforces it), EC private keys only sign.
+    fn generate_pair(&self, id: &MaterialId, pair: Pair) -> Result<()> {
+        let subject = id.to_string();
+        let label = material_label(id).into_bytes();
+        let key_id = id.key_id.as_str().as_bytes().to_vec();
+        let rsa = matches!(pair, Pair::Rsa { .. });
+        let mut public = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Verify(true),
+            Attribute::Encrypt(rsa),
+            Attribute::Wrap(false),
+            Attribute::Derive(false),
+            Attribute::Modifiable(false),
+            Attribute::Label(label.clone()),
+            Attribute::Id(key_id.clone()),
+        ];
+        let mut private = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(rsa),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Modifiable(false),
+            Attribute::Label(label),
+            Attribute::Id(key_id),
+        ];
+        let mechanism = match pair {
+            Pair::Ec(curve) => {
+                public.push(Attribute::KeyType(KeyType::EC));
+                public.push(Attribute::EcParams(curve.oid_der().to_vec()));
+                private.push(Attribute::KeyType(KeyType::EC));
+                Mechanism::EccKeyPairGen
+            }
+            Pair::Rsa { bits } => {
+                public.push(Attribute::KeyType(KeyType::RSA));
+                public.push(Attribute::ModulusBits((bits as u64).into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                private.push(Attribute::KeyType(KeyType::RSA));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+        };
+        let _w = self.write_lock();
+        let lease = self.pool.get()?;
+        let epoch = lease.epoch();
+        match lease.generate_key_pair(&mechanism, &public, &private) {
+            Ok((_, private)) => {
+                self.cache_handle(id, ObjectClass::PRIVATE_KEY, private, epoch);
+                Ok(())
+            }
+            Err(e) => Err(lease.fail(e, &subject)),
+        }
+    }
+}
+
+/// The SubjectPublicKeyInfo DER of a public key object's attributes, checked against the spec.
+fn spki_of(pair: Pair, spec: KeySpec, attrs: &[Attribute], subject: &str) -> Result<Vec<u8>> {
+    let wrong = |what: &str| {
+        Error::Internal(format!(
+            "the public key object of {subject} is not a {spec} key: {what}"
+        ))
+    };
+    let find = |t: AttributeType| {
+        attrs
+            .iter()
+            .find_map(|a| match a {
+                Attribute::EcParams(v) if t == AttributeType::EcParams => Some(v),
+                Attribute::EcPoint(v) if t == AttributeType::EcPoint => Some(v),
+                Attribute::Modulus(v) if t == AttributeType::Modulus => Some(v),
+                Attribute::PublicExponent(v) if t == AttributeType::PublicExponent => Some(v),
+                _ => None,
+            })
+            .ok_or_else(|| wrong(&format!("no {t:?}")))
+    };
+    match pair {
+        Pair::Ec(curve) => {
+            if find(AttributeType::EcParams)?[..] != curve.oid_der()[..] {
+                return Err(wrong("CKA_EC_PARAMS names another curve"));
+            }
+            let point = der::ec_point(curve, find(AttributeType::EcPoint)?)?;
+            Ok(der::ec_spki(curve, point))
+        }
+        Pair::Rsa { bits } => {
+            let modulus = find(AttributeType::Modulus)?;
+            let found = der::bit_len(modulus);
+            if found != bits {
+                return Err(wrong(&format!("a {found}-bit modulus")));
+            }
+            Ok(der::rsa_spki(modulus, find(AttributeType::PublicExponent)?))
+        }
+    }
+}
+
+/// An RSA signature as the token returned it, checked to be one modulus long.
+fn rsa_signature(bits: usize, sig: Vec<u8>) -> Result<Vec<u8>> {
+    if sig.len() != bits / 8 {
+        return Err(Error::Internal(format!(
+            "C_Sign returned {} bytes for an RSA-{bits} key",
+            sig.len()
+        )));
+    }
+    Ok(sig)
+}
+
+fn unsupported_asym(spec: KeySpec, alg: AsymmetricAlgorithm) -> Error {
+    Error::Unsupported(format!("algorithm {alg} with a {spec} key in a PKCS#11 token"))
 }
 
 fn unsupported(alg: Algorithm) -> Error {
@@ -519,6 +709,9 @@ impl KeyStore for Pkcs11Store {
     }
 
     fn generate(&self, id: &MaterialId, spec: KeySpec) -> Result<()> {
+        if !spec.is_symmetric() {
+            return self.generate_pair(id, Pair::of(spec)?);
+        }
         if algorithm_for(spec)? != Algorithm::Aes256Gcm {
             return Err(Error::Unsupported(format!("key spec {spec} in a PKCS#11 token")));
         }
@@ -547,7 +740,7 @@ impl KeyStore for Pkcs11Store {
         ];
         match lease.generate_key(&Mechanism::AesKeyGen, &template) {
             Ok(h) => {
-                self.cache_handle(id, h, epoch);
+                self.cache_handle(id, ObjectClass::SECRET_KEY, h, epoch);
                 Ok(())
             }
             Err(e) => Err(lease.fail(e, &subject)),
@@ -607,12 +800,139 @@ impl KeyStore for Pkcs11Store {
         Ok(())
     }
 
+    fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        let pair = Pair::of(spec)?;
+        if !alg.fits(spec) || alg.usage() != KeyUsage::SignVerify {
+            return Err(unsupported_asym(spec, alg));
+        }
+        if digest.len() != DIGEST_LEN {
+            return Err(Error::invalid(
+                "Digest",
+                format!(
+                    "{alg} signs a {DIGEST_LEN}-byte digest, not {} bytes",
+                    digest.len()
+                ),
+            ));
+        }
+        let sign = |mechanism: &Mechanism<'_>, data: &[u8]| {
+            self.with_key(id, ObjectClass::PRIVATE_KEY, |s, key| {
+                s.sign(mechanism, key, data)
+            })
+        };
+        match (pair, alg) {
+            (Pair::Ec(curve), AsymmetricAlgorithm::EcdsaSha256) => {
+                der::ecdsa_raw_to_der(curve, &sign(&Mechanism::Ecdsa, digest)?)
+            }
+            (Pair::Rsa { bits }, AsymmetricAlgorithm::RsaPkcs1Sha256) => {
+                let mut info = der::SHA256_DIGEST_INFO_PREFIX.to_vec();
+                info.extend_from_slice(digest);
+                rsa_signature(bits, sign(&Mechanism::RsaPkcs, &info)?)
+            }
+            (Pair::Rsa { bits }, AsymmetricAlgorithm::RsaPssSha256) => {
+                let params = PkcsPssParams {
+                    hash_alg: MechanismType::SHA256,
+                    mgf: PkcsMgfType::MGF1_SHA256,
+                    s_len: (DIGEST_LEN as u64).into(),
+                };
+                rsa_signature(bits, sign(&Mechanism::RsaPkcsPss(params), digest)?)
+            }
+            _ => Err(unsupported_asym(spec, alg)),
+        }
+    }
+
+    fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let pair = Pair::of(spec)?;
+        let (bits, hash) = match (pair, alg) {
+            (Pair::Rsa { bits }, AsymmetricAlgorithm::RsaesOaepSha256) => (bits, OaepHash::Sha256),
+            (Pair::Rsa { bits }, AsymmetricAlgorithm::RsaesOaepSha1) => (bits, OaepHash::Sha1),
+            _ => return Err(unsupported_asym(spec, alg)),
+        };
+        let (mech_hash, mgf, refused) = match hash {
+            OaepHash::Sha1 => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, &self.oaep_refused[0]),
+            OaepHash::Sha256 => (
+                MechanismType::SHA256,
+                PkcsMgfType::MGF1_SHA256,
+                &self.oaep_refused[1],
+            ),
+        };
+        let k = bits / 8;
+        if ciphertext.len() != k {
+            return Err(Error::DecryptFailed);
+        }
+        let out = self.with_key(id, ObjectClass::PRIVATE_KEY, |s, key| {
+            if !refused.load(Ordering::Relaxed) {
+                let params = PkcsOaepParams::new(mech_hash, mgf, PkcsOaepSource::empty());
+                match s.decrypt(&Mechanism::RsaPkcsOaep(params), key, ciphertext) {
+                    Ok(plain) => return Ok(OaepOutput::Plaintext(Zeroizing::new(plain))),
+                    // The token cannot run OAEP with this hash (SoftHSM2 2.6: SHA-1 only).
+                    Err(CkError::Pkcs11(
+                        RvError::ArgumentsBad | RvError::MechanismParamInvalid | RvError::MechanismInvalid,
+                        Function::DecryptInit,
+                    )) => refused.store(true, Ordering::Relaxed),
+                    Err(e) => return Err(e),
+                }
+            }
+            s.decrypt(&Mechanism::RsaX509, key, ciphertext)
+                .map(|em| OaepOutput::Encoded(Zeroizing::new(em)))
+        })?;
+        match out {
+            OaepOutput::Plaintext(plain) => Ok(plain),
+            OaepOutput::Encoded(em) => oaep::decode(hash, k, &em),
+        }
+    }
+
+    fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        let pair = Pair::of(spec)?;
+        if let Some(spki) = self
+            .public_keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return Ok(spki.clone());
+        }
+        let subject = id.to_string();
+        let lease = self.pool.get()?;
+        let handle = match Self::find_material(&lease, id, ObjectClass::PUBLIC_KEY) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Err(Self::missing(lease, id)),
+            Err(e) => return Err(lease.fail(e, &subject)),
+        };
+        let types = match pair {
+            Pair::Ec(_) => [AttributeType::EcParams, AttributeType::EcPoint],
+            Pair::Rsa { .. } => [AttributeType::Modulus, AttributeType::PublicExponent],
+        };
+        let attrs = match lease.get_attributes(handle, &types) {
+            Ok(a) => a,
+            Err(e) => return Err(lease.fail(e, &subject)),
+        };
+        drop(lease);
+        let spki = spki_of(pair, spec, &attrs, &subject)?;
+        self.public_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), spki.clone());
+        Ok(spki)
+    }
+
     fn destroy(&self, key: &KeyId) -> Result<()> {
         let subject = key.to_string();
         let _w = self.write_lock();
         let result = self.call(&subject, |s| {
+            // Secret keys, and private and public keys of key pairs.
             let found = s.find_objects(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
                 Attribute::Token(true),
                 Attribute::Id(key.as_str().as_bytes().to_vec()),
             ])?;
@@ -630,6 +950,10 @@ impl KeyStore for Pkcs11Store {
             Ok(())
         });
         self.forget_key_handles(key);
+        self.public_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| &id.key_id != key);
         result
     }
 
