@@ -22,7 +22,12 @@ mod suite {
     fn capabilities() -> Capabilities {
         use kmskit_core::key::KeySpec;
         Capabilities::default()
-            .asymmetric_specs(&[KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::EcP256, KeySpec::EcP256K])
+            .asymmetric_specs(&[
+                KeySpec::Rsa2048,
+                KeySpec::Rsa3072,
+                KeySpec::EcP256,
+                KeySpec::EcP256K,
+            ])
             .sm4(false)
     }
 
