@@ -41,7 +41,7 @@ enum Raw {
         EcdsaKeyPair,
         &'static aws_lc_rs::signature::EcdsaVerificationAlgorithm,
     ),
-    Sm2(sm2::dsa::SigningKey, sm2::dsa::VerifyingKey),
+    Sm2(Box<(sm2::dsa::SigningKey, sm2::dsa::VerifyingKey)>),
 }
 
 impl Raw {
@@ -60,10 +60,10 @@ impl Raw {
                 let id = std::str::from_utf8(asym::SM2_DEFAULT_ID).unwrap();
                 let sk = sm2::SecretKey::from_pkcs8_der(pkcs8).unwrap();
                 let pk = sm2::PublicKey::from_public_key_der(spki).unwrap();
-                Raw::Sm2(
+                Raw::Sm2(Box::new((
                     sm2::dsa::SigningKey::new(id, &sk).unwrap(),
                     sm2::dsa::VerifyingKey::new(id, pk).unwrap(),
-                )
+                )))
             }
             other => panic!("{other} is not asymmetric"),
         }
@@ -81,8 +81,8 @@ impl Raw {
                 let d = Digest::import_less_safe(digest, &SHA256).unwrap();
                 kp.sign_digest(&d).unwrap().as_ref().to_vec()
             }
-            Raw::Sm2(sk, _) => {
-                let sig: sm2::dsa::Signature = sk.sign_prehash(digest).unwrap();
+            Raw::Sm2(keys) => {
+                let sig: sm2::dsa::Signature = keys.0.sign_prehash(digest).unwrap();
                 sig.to_der().to_vec()
             }
         }
@@ -100,9 +100,9 @@ impl Raw {
                 let d = Digest::import_less_safe(digest, &SHA256).unwrap();
                 UnparsedPublicKey::new(*alg, spki).verify_digest(&d, sig).is_ok()
             }
-            Raw::Sm2(_, vk) => {
+            Raw::Sm2(keys) => {
                 let sig = sm2::dsa::Signature::from_der(sig).unwrap();
-                vk.verify_prehash(digest, &sig).is_ok()
+                keys.1.verify_prehash(digest, &sig).is_ok()
             }
         }
     }

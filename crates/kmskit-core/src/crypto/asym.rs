@@ -280,7 +280,7 @@ pub fn verify_digest(
             } else {
                 &ECDSA_P256K1_SHA256_ASN1
             };
-            if !spki_der.first().is_some_and(|&b| b == 0x30) {
+            if spki_der.first() != Some(&0x30) {
                 return Err(bad_public_key(spec));
             }
             let key = awssig::ParsedPublicKey::new(valg, spki_der).map_err(|_| bad_public_key(spec))?;
@@ -546,7 +546,7 @@ fn sm2_public(spki_der: &[u8]) -> Result<sm2::PublicKey> {
 }
 
 fn rsa_public(spec: KeySpec, spki_der: &[u8]) -> Result<PublicEncryptingKey> {
-    if !spki_der.first().is_some_and(|&b| b == 0x30) {
+    if spki_der.first() != Some(&0x30) {
         return Err(bad_public_key(spec));
     }
     let key = PublicEncryptingKey::from_der(spki_der).map_err(|_| bad_public_key(spec))?;
