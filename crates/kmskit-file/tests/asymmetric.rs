@@ -22,7 +22,7 @@ fn record(key: &str, version: &str, spec: KeySpec, usage: KeyUsage) -> (KeyRecor
 }
 
 #[test]
-fn asymmetric_private_material_survives_reopen() {
+fn asymmetric_private_material_survives_reopen_and_compaction() {
     let t = tempfile::tempdir().unwrap();
     let digest = asym::sm3(b"not the point; any 32 bytes");
     let cases = [
@@ -55,6 +55,8 @@ fn asymmetric_private_material_survives_reopen() {
         )
         .unwrap();
     }
+    // Compaction copies the (longer) material records into a new segment.
+    FileStore::open(t.path(), &root()).unwrap().compact().unwrap();
     let store = FileStore::open(t.path(), &root()).unwrap();
     let loaded = store.load().unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
