@@ -680,8 +680,9 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
             index.live += u64::from(span.len);
         }
         let found = &mut entry.materials;
-        // Symmetric material is exactly one AEAD key; asymmetric material is PKCS#8, parsed on first use.
-        if rec.key_spec.is_symmetric() {
+        // AES-256 material is exactly one 32-byte key; asymmetric material is PKCS#8, parsed (and so
+        // checked) on first use. Other symmetric specs are checked by their AEAD key setup on first use.
+        if rec.key_spec == KeySpec::Aes256 {
             for m in found.iter_mut() {
                 if let Some(c) = m.cold.as_ref().filter(|c| c.0.len() != KEY_LEN) {
                     problems.push(corrupted(
