@@ -147,6 +147,17 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+# --- Python `cryptography` for crypto::asym's independent check -------------------------------------
+# kmskit-core's asym_python test has Python `cryptography` verify kmskit's signatures (and decrypts its
+# RSA-OAEP); with CI set it fails when KMSKIT_PYTHON is unset. Same venv as the interop step below.
+VENV="${KMSKIT_VENV:-/var/tmp/kmskit-venv}"
+if ! "$VENV/bin/python" -c 'import cryptography' 2>/dev/null; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" \
+        || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"; }
+    "$VENV/bin/pip" install --quiet cryptography
+fi
+export KMSKIT_PYTHON="$VENV/bin/python"
+
 # --- tests -------------------------------------------------------------------------------------------
 step "cargo test (every crate, every feature)"
 # Full-featured local backends must run every conformance case: a skip is a failure here.

@@ -47,6 +47,8 @@
 //! ## Crate features
 //! - `aws-lc` (default): the aws-lc-rs AEAD engine, used by default when present.
 //! - `rust-crypto` (default): the pure-Rust AEAD engine (aes-gcm, chacha20poly1305).
+//! - `asymmetric` (default, needs `aws-lc`): RSA, ECDSA P-256/secp256k1 and SM2 keys and SM3,
+//!   [`crypto::asym`], held by the software stores.
 //! - `testkit`: the provider conformance suite, [`testkit`], for backend crates' tests.
 //! - `scheduler`: [`rotate::Scheduler`], a tokio task that performs due rotations and purges.
 //! - `tracing`: [`audit::TracingSink`], which sends audit events to `tracing`.

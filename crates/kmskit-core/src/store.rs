@@ -370,13 +370,24 @@ pub fn algorithm_for(spec: KeySpec) -> Result<Algorithm> {
     }
 }
 
-struct SoftKey {
-    material: SecretBytes,
-    aead: Box<dyn AeadKey>,
+/// What one held version expands to.
+enum Expanded {
+    /// A symmetric key's AEAD key.
+    Aead(Box<dyn AeadKey>),
+    /// An asymmetric key: the parsed private key, which also caches its SubjectPublicKeyInfo.
+    #[cfg(feature = "asymmetric")]
+    Asymmetric(crate::crypto::asym::PrivateKey),
 }
 
-/// In-memory custody of software key material: raw material (zeroized on drop) plus its expanded AEAD
-/// key, so `seal`/`open` cost no key setup. Shared by the memory and file stores.
+struct SoftKey {
+    /// The raw material: 32 bytes for a symmetric key, PKCS#8 DER for an asymmetric one.
+    material: SecretBytes,
+    expanded: Expanded,
+}
+
+/// In-memory custody of software key material: raw material (zeroized on drop) plus what it expands
+/// to (an AEAD key, or a parsed asymmetric private key with its cached public key), so `seal`/`open`
+/// and `sign_digest`/`asymmetric_decrypt` cost no key setup. Shared by the memory and file stores.
 pub struct SoftwareKeys {
     engine: &'static dyn AeadEngine,
     keys: RwLock<HashMap<MaterialId, Arc<SoftKey>>>,
@@ -406,23 +417,54 @@ impl SoftwareKeys {
         self.engine
     }
 
-    /// Makes fresh random material for `spec` without storing it.
+    /// Makes fresh material for `spec` without storing it: 32 random bytes for a symmetric spec, a
+    /// PKCS#8 private key for an asymmetric one (feature `asymmetric`).
     ///
     /// # Errors
     /// `Unsupported` for specs without a software implementation.
     pub fn new_material(spec: KeySpec) -> Result<SecretBytes> {
-        Ok(SecretBytes::random(algorithm_for(spec)?.key_len()))
+        if spec.is_symmetric() {
+            return Ok(SecretBytes::random(algorithm_for(spec)?.key_len()));
+        }
+        #[cfg(feature = "asymmetric")]
+        {
+            crate::crypto::asym::generate(spec)
+        }
+        #[cfg(not(feature = "asymmetric"))]
+        {
+            Err(Error::Unsupported(format!(
+                "{spec} keys need kmskit-core's feature `asymmetric`"
+            )))
+        }
     }
 
-    /// Takes custody of `material` for `id`.
+    /// Takes custody of `material` for `id`, expanding it (AEAD key setup, or PKCS#8 parsing).
     ///
     /// # Errors
-    /// `InvalidParameter` for material of the wrong length; `Unsupported` spec.
+    /// `InvalidParameter` for material of the wrong length or that is not a PKCS#8 key of `spec`;
+    /// `Unsupported` spec.
     pub fn insert(&self, id: MaterialId, spec: KeySpec, material: SecretBytes) -> Result<()> {
-        let aead = self
-            .engine
-            .new_key(algorithm_for(spec)?, material.expose_secret())?;
-        self.write().insert(id, Arc::new(SoftKey { material, aead }));
+        let expanded = if spec.is_symmetric() {
+            Expanded::Aead(
+                self.engine
+                    .new_key(algorithm_for(spec)?, material.expose_secret())?,
+            )
+        } else {
+            #[cfg(feature = "asymmetric")]
+            {
+                Expanded::Asymmetric(crate::crypto::asym::PrivateKey::from_pkcs8(
+                    spec,
+                    material.expose_secret(),
+                )?)
+            }
+            #[cfg(not(feature = "asymmetric"))]
+            {
+                return Err(Error::Unsupported(format!(
+                    "{spec} keys need kmskit-core's feature `asymmetric`"
+                )));
+            }
+        };
+        self.write().insert(id, Arc::new(SoftKey { material, expanded }));
         Ok(())
     }
 
@@ -445,16 +487,109 @@ impl SoftwareKeys {
         before - map.len()
     }
 
-    fn get(&self, id: &MaterialId, alg: Algorithm) -> Result<Arc<SoftKey>> {
-        let k = self
-            .read()
+    fn held(&self, id: &MaterialId) -> Result<Arc<SoftKey>> {
+        self.read()
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::KeyVersionNotFound(id.to_string()))?;
-        if k.aead.algorithm() != alg {
-            return Err(Error::DecryptFailed);
+            .ok_or_else(|| Error::KeyVersionNotFound(id.to_string()))
+    }
+
+    fn with_aead<R>(
+        &self,
+        id: &MaterialId,
+        alg: Algorithm,
+        f: impl FnOnce(&dyn AeadKey) -> Result<R>,
+    ) -> Result<R> {
+        let k = self.held(id)?;
+        match &k.expanded {
+            Expanded::Aead(a) if a.algorithm() == alg => f(&**a),
+            Expanded::Aead(_) => Err(Error::DecryptFailed),
+            #[cfg(feature = "asymmetric")]
+            Expanded::Asymmetric(_) => Err(Error::Unsupported(format!(
+                "{id} is an asymmetric key version; it cannot seal or open"
+            ))),
         }
-        Ok(k)
+    }
+
+    /// Calls `f` with the private key of asymmetric version `id` of spec `spec`.
+    #[cfg(feature = "asymmetric")]
+    fn with_private<R>(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        f: impl FnOnce(&crate::crypto::asym::PrivateKey) -> Result<R>,
+    ) -> Result<R> {
+        let k = self.held(id)?;
+        match &k.expanded {
+            Expanded::Asymmetric(p) if p.spec() == spec => f(p),
+            Expanded::Asymmetric(p) => Err(Error::Unsupported(format!(
+                "{id} holds a {} key, not {spec}",
+                p.spec()
+            ))),
+            Expanded::Aead(_) => Err(Error::Unsupported(format!(
+                "{id} is a symmetric key version; it has no private key"
+            ))),
+        }
+    }
+
+    /// [`KeyStore::sign_digest`] over the held private key.
+    ///
+    /// # Errors
+    /// As [`KeyStore::sign_digest`]; `Rejected.UnsupportedOperation` without feature `asymmetric`.
+    pub fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        #[cfg(feature = "asymmetric")]
+        {
+            self.with_private(id, spec, |k| k.sign_digest(alg, digest))
+        }
+        #[cfg(not(feature = "asymmetric"))]
+        {
+            let _ = (id, alg, digest);
+            Err(no_asymmetric_custody(spec))
+        }
+    }
+
+    /// [`KeyStore::asymmetric_decrypt`] over the held private key.
+    ///
+    /// # Errors
+    /// As [`KeyStore::asymmetric_decrypt`]; `Rejected.UnsupportedOperation` without feature `asymmetric`.
+    pub fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        #[cfg(feature = "asymmetric")]
+        {
+            self.with_private(id, spec, |k| k.decrypt(alg, ciphertext))
+        }
+        #[cfg(not(feature = "asymmetric"))]
+        {
+            let _ = (id, alg, ciphertext);
+            Err(no_asymmetric_custody(spec))
+        }
+    }
+
+    /// [`KeyStore::public_key`]: the cached DER SubjectPublicKeyInfo of asymmetric version `id`.
+    ///
+    /// # Errors
+    /// As [`KeyStore::public_key`]; `Rejected.UnsupportedOperation` without feature `asymmetric`.
+    pub fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        #[cfg(feature = "asymmetric")]
+        {
+            self.with_private(id, spec, |k| Ok(k.public_key_der().to_vec()))
+        }
+        #[cfg(not(feature = "asymmetric"))]
+        {
+            let _ = id;
+            Err(no_asymmetric_custody(spec))
+        }
     }
 
     /// [`KeyStore::seal`] over the held material.
@@ -469,7 +604,7 @@ impl SoftwareKeys {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        self.get(id, alg)?.aead.seal_in_place_detached(nonce, aad, buf)
+        self.with_aead(id, alg, |k| k.seal_in_place_detached(nonce, aad, buf))
     }
 
     /// [`KeyStore::open`] over the held material.
@@ -484,7 +619,7 @@ impl SoftwareKeys {
         aad: &[u8],
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        self.get(id, alg)?.aead.open_in_place(nonce, aad, buf)
+        self.with_aead(id, alg, |k| k.open_in_place(nonce, aad, buf))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MaterialId, Arc<SoftKey>>> {

@@ -115,8 +115,12 @@ struct MatEntry {
     cold: Option<Cold>,
 }
 
-/// Raw material read at open and not yet used (zeroized on drop, redacted in `Debug`).
-struct Cold(Zeroizing<[u8; KEY_LEN]>);
+/// Raw material read at open and not yet used (zeroized on drop, redacted in `Debug`): 32 bytes for a
+/// symmetric key, PKCS#8 DER for an asymmetric one.
+struct Cold(Zeroizing<Vec<u8>>);
+
+/// The largest material record accepted (a PKCS#8 RSA 3072 key is about 1.8 KiB).
+const MAX_MATERIAL_LEN: usize = 16 << 10;
 
 impl std::fmt::Debug for Cold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -416,17 +420,13 @@ impl Scanner<'_> {
                     self.problem(off, name, "material record with a malformed name");
                     return true;
                 };
-                if payload.len() != KEY_LEN {
-                    self.problem(
-                        off,
-                        name,
-                        format!("material of {} bytes, not {KEY_LEN}", payload.len()),
-                    );
+                // The length is checked against the key's spec once its record is known (below).
+                if payload.is_empty() || payload.len() > MAX_MATERIAL_LEN {
+                    self.problem(off, name, format!("material of {} bytes", payload.len()));
                     self.attribute(off, Some(kind), Some(name), span, info);
                     return true;
                 }
-                let mut raw = Zeroizing::new([0u8; KEY_LEN]);
-                raw.copy_from_slice(&payload);
+                let raw = Zeroizing::new(payload.to_vec());
                 let entry = MatEntry {
                     version: v,
                     span,
@@ -680,6 +680,20 @@ fn finish(mut s: Scanner<'_>, good_end: u64, torn_tail: Option<TornTail>) -> Res
             index.live += u64::from(span.len);
         }
         let found = &mut entry.materials;
+        // AES-256 material is exactly one 32-byte key; asymmetric material is PKCS#8, parsed (and so
+        // checked) on first use. Other symmetric specs are checked by their AEAD key setup on first use.
+        if rec.key_spec == KeySpec::Aes256 {
+            for m in found.iter_mut() {
+                if let Some(c) = m.cold.as_ref().filter(|c| c.0.len() != KEY_LEN) {
+                    problems.push(corrupted(
+                        format!("{}/{}", id, m.version),
+                        format!("material of {} bytes, not {KEY_LEN}", c.0.len()),
+                    ));
+                    m.cold = None;
+                    m.intact = false;
+                }
+            }
+        }
         for v in rec.versions.iter().filter(|_| !rec.purged) {
             // The last intact copy of a version's material is the live one.
             let pos = found.iter().rposition(|m| m.version == v.version_id && m.intact);
@@ -1092,7 +1106,7 @@ impl Journal {
             .rev()
             .find(|m| m.live && m.version == id.version_id)?;
         let cold = m.cold.take()?;
-        Some((spec, SecretBytes::from_slice(&cold.0[..])))
+        Some((spec, SecretBytes::from(cold.0)))
     }
 
     /// Whether automatic compaction is due.

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kmskit_core::crypto::{AeadEngine, Algorithm, NONCE_LEN, TAG_LEN, default_engine};
 use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, SoftwareKeys};
-use kmskit_core::{AliasName, Error, KeyId, KeySpec, ProtectionLevel, Result};
+use kmskit_core::{
+    AliasName, AsymmetricAlgorithm, Error, KeyId, KeySpec, ProtectionLevel, Result, Zeroizing,
+};
 
 use crate::format::{self, Kind};
 use crate::fsutil;
@@ -525,6 +527,43 @@ impl KeyStore for FileStore {
     ) -> Result<()> {
         match self.keys.open(id, alg, nonce, aad, buf) {
             Err(Error::KeyVersionNotFound(_)) if self.warm(id) => self.keys.open(id, alg, nonce, aad, buf),
+            r => r,
+        }
+    }
+
+    fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        match self.keys.sign_digest(id, spec, alg, digest) {
+            Err(Error::KeyVersionNotFound(_)) if self.warm(id) => {
+                self.keys.sign_digest(id, spec, alg, digest)
+            }
+            r => r,
+        }
+    }
+
+    fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        match self.keys.asymmetric_decrypt(id, spec, alg, ciphertext) {
+            Err(Error::KeyVersionNotFound(_)) if self.warm(id) => {
+                self.keys.asymmetric_decrypt(id, spec, alg, ciphertext)
+            }
+            r => r,
+        }
+    }
+
+    fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        match self.keys.public_key(id, spec) {
+            Err(Error::KeyVersionNotFound(_)) if self.warm(id) => self.keys.public_key(id, spec),
             r => r,
         }
     }

@@ -31,7 +31,9 @@ use std::sync::Mutex;
 
 use kmskit_core::crypto::{AeadEngine, Algorithm, NONCE_LEN, TAG_LEN, default_engine};
 use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, SoftwareKeys};
-use kmskit_core::{AliasName, KeyId, KeySpec, Kms, KmsConfig, ProtectionLevel, Result};
+use kmskit_core::{
+    AliasName, AsymmetricAlgorithm, KeyId, KeySpec, Kms, KmsConfig, ProtectionLevel, Result, Zeroizing,
+};
 
 #[doc(hidden)]
 pub mod internal;
@@ -115,6 +117,30 @@ impl KeyStore for MemoryStore {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         self.keys.open(id, alg, nonce, aad, buf)
+    }
+
+    fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.keys.sign_digest(id, spec, alg, digest)
+    }
+
+    fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.keys.asymmetric_decrypt(id, spec, alg, ciphertext)
+    }
+
+    fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        self.keys.public_key(id, spec)
     }
 
     fn destroy(&self, key: &KeyId) -> Result<()> {

@@ -18,11 +18,16 @@ mod suite {
 
     use super::common;
 
-    /// What a PKCS#11 token (SoftHSM2) holds: AES, EC P-256 and RSA; no SM4, secp256k1 or SM2 mechanisms.
+    /// What a PKCS#11 token (SoftHSM2) holds: AES, EC P-256, secp256k1 and RSA; no SM4 or SM2DSA/SM2PKE.
     fn capabilities() -> Capabilities {
         use kmskit_core::key::KeySpec;
         Capabilities::default()
-            .asymmetric_specs(&[KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::EcP256])
+            .asymmetric_specs(&[
+                KeySpec::Rsa2048,
+                KeySpec::Rsa3072,
+                KeySpec::EcP256,
+                KeySpec::EcP256K,
+            ])
             .sm4(false)
     }
 

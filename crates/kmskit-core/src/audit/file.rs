@@ -182,9 +182,8 @@ impl Writer {
                 self.flush_buf(&mut buf)?;
                 self.open_segment(e.seq, day, shared)?;
             }
-            serde_json::to_writer(&mut buf, &**e).map_err(|err| {
-                Error::Internal(format!("serialising audit event {}: {err}", e.seq))
-            })?;
+            serde_json::to_writer(&mut buf, &**e)
+                .map_err(|err| Error::Internal(format!("serialising audit event {}: {err}", e.seq)))?;
             buf.push(b'\n');
             self.seg_events += 1;
         }

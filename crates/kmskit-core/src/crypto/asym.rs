@@ -15,9 +15,10 @@
 //!
 //! - **aws-lc-rs** (already the AEAD engine's backend) signs and verifies a caller-supplied digest
 //!   (`RsaKeyPair::sign_digest`, `EcdsaKeyPair::sign_digest`, `verify_digest` over a
-//!   `Digest::import_less_safe`), covers secp256k1 as well as P-256, and its RSA (AWS-LC, formally
-//!   verified parts, constant-time, blinded) decrypts OAEP without the Marvin timing side channel that the
-//!   pure-Rust `rsa` crate still has (RUSTSEC-2023-0071). The `rsa` crate is therefore not used at all.
+//!   `Digest::import_less_safe`), covers secp256k1 as well as P-256, and its RSA (AWS-LC: constant-time
+//!   and blinded) decrypts OAEP without the Marvin timing side channel that the pure-Rust `rsa` crate
+//!   still has (RUSTSEC-2023-0071). The `rsa` crate is therefore not used at all; neither are `p256`,
+//!   `k256` or `ecdsa`.
 //! - **aws-lc-rs has neither SM2 nor SM3**, so `EC_SM2` uses RustCrypto `sm2` 0.14 (curve arithmetic,
 //!   PKCS#8/SPKI with the `1.2.156.10197.1.301` curve OID, the DER ciphertext codec, and the verifier and
 //!   encryptor, which handle public data only) and `sm3`. Signing and decryption with the *private* key
@@ -280,7 +281,7 @@ pub fn verify_digest(
             } else {
                 &ECDSA_P256K1_SHA256_ASN1
             };
-            if !spki_der.first().is_some_and(|&b| b == 0x30) {
+            if spki_der.first() != Some(&0x30) {
                 return Err(bad_public_key(spec));
             }
             let key = awssig::ParsedPublicKey::new(valg, spki_der).map_err(|_| bad_public_key(spec))?;
@@ -546,7 +547,7 @@ fn sm2_public(spki_der: &[u8]) -> Result<sm2::PublicKey> {
 }
 
 fn rsa_public(spec: KeySpec, spki_der: &[u8]) -> Result<PublicEncryptingKey> {
-    if !spki_der.first().is_some_and(|&b| b == 0x30) {
+    if spki_der.first() != Some(&0x30) {
         return Err(bad_public_key(spec));
     }
     let key = PublicEncryptingKey::from_der(spki_der).map_err(|_| bad_public_key(spec))?;
