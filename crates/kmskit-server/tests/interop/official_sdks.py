@@ -5,7 +5,7 @@ Runs the same scenario with
   - the legacy SDK (aliyun-python-sdk-core + aliyun-python-sdk-kms), V2 HMAC-SHA1 signatures,
   - the Tea SDK (alibabacloud-kms20160120) with its default V3 ACS3-HMAC-SHA256 signatures,
   - the Tea SDK with signature_algorithm="v2",
-changing nothing but the endpoint; with the Tea V3 and legacy SDKs also the asymmetric actions (EC_P256
+changing nothing but the endpoint; with each of them also the asymmetric actions (EC_P256 and RSA_2048
 signatures verified by Python `cryptography` with the PEM from GetPublicKey, RSA_2048 OAEP encryption
 made by `cryptography` and decrypted by the server). Environment:
   KMSKIT_ENDPOINT        127.0.0.1:PORT of the server under test
@@ -511,6 +511,26 @@ def asymmetric(sdk):
     expect_error(lambda: sdk.get_public_key(ec_id, "00000000-0000-4000-8000-000000000000"),
                  "Forbidden.KeyVersionNotFound", 404, f"{n}: an unknown version is Forbidden.KeyVersionNotFound")
 
+    # RSA_2048, SIGN/VERIFY: PSS (salt 32, MGF1-SHA-256) and PKCS#1 v1.5, verified by Python.
+    meta = sdk.create_key(f"interop RSA_2048 signer ({n})", "RSA_2048", "SIGN/VERIFY")
+    rsig_id = meta["KeyId"]
+    rsig_v = only_version(sdk, rsig_id)
+    rsig_public = serialization.load_pem_public_key(sdk.get_public_key(rsig_id, rsig_v)["PublicKey"].encode())
+    for alg, pad in (
+        ("RSA_PSS_SHA_256", padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)),
+        ("RSA_PKCS1_SHA_256", padding.PKCS1v15()),
+    ):
+        sig = sdk.asymmetric_sign(rsig_id, rsig_v, alg, b64(digest))
+        raw = base64.b64decode(sig["Value"])
+        try:
+            rsig_public.verify(raw, message, pad, hashes.SHA256())
+            verified = len(raw) == 256
+        except InvalidSignature:
+            verified = False
+        ok(verified, f"{n}: Python cryptography verifies kmskit's {alg} signature with the PEM")
+        v = sdk.asymmetric_verify(rsig_id, rsig_v, alg, b64(digest), sig["Value"])
+        ok(v["Value"] is True, f"{n}: AsymmetricVerify {alg} is true", str(v))
+
     # RSA_2048, ENCRYPT/DECRYPT.
     meta = sdk.create_key(f"interop RSA_2048 ({n})", "RSA_2048", "ENCRYPT/DECRYPT")
     rsa_id = meta["KeyId"]
@@ -582,6 +602,7 @@ def main():
     scenario(Tea(v2=True), "tea2")
     asymmetric(Legacy())
     asymmetric(Tea())
+    asymmetric(Tea(v2=True))
     for spec in ((Legacy, {}, "legacy V2"), (Tea, {}, "Tea V3"), (Tea, {"v2": True}, "Tea V2")):
         wrong_secret(spec)
     denied()
