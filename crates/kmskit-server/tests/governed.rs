@@ -169,6 +169,100 @@ fn crypto_user_is_denied_management_and_the_denial_is_audited() {
     assert_eq!(events.len(), 5, "{events:#?}");
 }
 
+/// A verifier's key (`actions` from the configuration) may read public keys and verify, but signing
+/// is denied, and audited as a denied AsymmetricSign.
+#[test]
+fn a_verifier_may_verify_but_not_sign() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "actions = [\"GetPublicKey\", \"AsymmetricVerify\", \"ListKeyVersions\"]\n",
+    );
+    let (child, port) = start(&cfg, dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let denied = rt.block_on(async {
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut admin = Client::connect(
+            addr,
+            "LTAIadmin",
+            AccessKeySecret::new("admin-secret"),
+            SignatureVersion::V3,
+        )
+        .await
+        .unwrap();
+        let mut app = Client::connect(
+            addr,
+            "LTAIapp",
+            AccessKeySecret::new("app-secret"),
+            SignatureVersion::V2,
+        )
+        .await
+        .unwrap();
+        let r = admin
+            .call(
+                "CreateKey",
+                &[("KeySpec", "EC_P256"), ("KeyUsage", "SIGN/VERIFY")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let key = r.body["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+        let r = app.call("ListKeyVersions", &[("KeyId", &key)]).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let ver = r.body["KeyVersions"]["KeyVersion"][0]["KeyVersionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let digest = B64.encode([0x42u8; 32]);
+        let sign = [
+            ("KeyId", key.as_str()),
+            ("KeyVersionId", ver.as_str()),
+            ("Algorithm", "ECDSA_SHA_256"),
+            ("Digest", digest.as_str()),
+        ];
+        let r = admin.call("AsymmetricSign", &sign).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let sig = r.str("Value").to_owned();
+        let r = app
+            .call("GetPublicKey", &[("KeyId", &key), ("KeyVersionId", &ver)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        let mut verify = sign.to_vec();
+        verify.push(("Value", sig.as_str()));
+        let r = app.call("AsymmetricVerify", &verify).await.unwrap();
+        assert_eq!(
+            (r.status, &r.body["Value"]),
+            (200, &serde_json::Value::Bool(true)),
+            "{r:?}"
+        );
+        let r = app.call("AsymmetricSign", &sign).await.unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (403, Some("Forbidden.NoPermission")),
+            "{r:?}"
+        );
+        r.str("RequestId").to_owned()
+    });
+    stop(child);
+    let records = FileSink::read_dir(dir.path().join("keystore").join("audit")).unwrap();
+    verify(&records).expect("the audit chain verifies");
+    let e = records
+        .events
+        .into_iter()
+        .map(|(_, e)| e.unwrap())
+        .find(|e| e.request_id == denied)
+        .expect("the denied AsymmetricSign is audited");
+    assert_eq!(
+        (e.action.as_ref(), e.principal.as_str(), e.outcome),
+        ("AsymmetricSign", "app", Outcome::Denied)
+    );
+}
+
 #[test]
 fn access_control_config_errors_name_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
