@@ -233,6 +233,13 @@ out=$(cargo run --locked --quiet --example rotation)
 echo "$out"
 grep -q "old generation 1 ciphertext fails: Rejected.KeyVersionRetired (HTTP 409)" <<<"$out" || { echo "rotation: the retired version did not fail with Rejected.KeyVersionRetired" >&2; exit 1; }
 
+# asymmetric: an EC_P256 signature verified offline from the PEM, RSA-OAEP round trip, SM2DSA.
+out=$(cargo run --locked --quiet --example asymmetric)
+echo "$out"
+grep -q "verified offline with the PEM: true; a tampered release: false" <<<"$out" || { echo "asymmetric: offline verification failed" >&2; exit 1; }
+grep -q "decrypted: wire-transfer PIN 4711" <<<"$out" || { echo "asymmetric: RSA-OAEP did not round-trip" >&2; exit 1; }
+grep -q "SM2DSA over SM3(Z(A)||M): verified true" <<<"$out" || { echo "asymmetric: SM2DSA did not verify" >&2; exit 1; }
+
 # db_field_encryption: SQLite column via the envelope, looked up through the keyed blind index.
 out=$(cargo run --locked --quiet --example db_field_encryption)
 echo "$out"

@@ -8,6 +8,10 @@
 //!   modulus size, for SM2 computes Z(A)) vs the raw call on the same SPKI: aws-lc-rs
 //!   `UnparsedPublicKey::verify_digest`, and `sm2::dsa::VerifyingKey::verify_prehash` on a key built once.
 //!
+//! - and the whole KMS call: `MemoryKms` (the `Kms<S>` engine over `SoftwareKeys`, governance off)
+//!   `KeyProvider::asymmetric_sign` / `asymmetric_verify` on a key of the same spec — key lookup, state
+//!   and usage checks, custody — against the same raw call.
+//!
 //! Rounds are interleaved (ours, raw, ours, raw, …) so load from other processes hits both alike; each
 //! side's cost is its fastest batch, and the printed ratio is time per call, ours ÷ raw (1.00 = no
 //! overhead, above 1 = kmskit slower).
@@ -28,7 +32,11 @@ use aws_lc_rs::signature::{
     UnparsedPublicKey,
 };
 use kmskit_core::crypto::asym::{self, PrivateKey};
-use kmskit_core::{AsymmetricAlgorithm as Alg, KeySpec};
+use kmskit_core::key::KeyUsage;
+use kmskit_core::{
+    AsymmetricAlgorithm as Alg, Caller, CreateKey, KeyProvider, KeyRef, KeySpec, PageRequest, block_on,
+};
+use kmskit_memory::{MemoryKms, MemoryKmsExt};
 use sm2::dsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use sm2::pkcs8::{DecodePrivateKey, DecodePublicKey};
 
@@ -139,6 +147,9 @@ fn main() {
         "{:<9} {:<16} {:>12} {:>12} {:>7}   {:>12} {:>12} {:>7}",
         "spec", "alg", "sign ours", "sign raw", "t o/r", "verify ours", "verify raw", "t o/r"
     );
+    let kms = MemoryKms::new_memory();
+    let caller = Caller::local();
+    let mut engine_rows = Vec::new();
     for (spec, alg) in [
         (KeySpec::Rsa2048, Alg::RsaPssSha256),
         (KeySpec::Rsa3072, Alg::RsaPssSha256),
@@ -170,6 +181,43 @@ fn main() {
                 assert!(raw.verify(&spki, black_box(&digest), black_box(&sig)));
             },
         );
+        // The same spec through the engine (a key of its own; the raw side is the same raw call).
+        let meta = block_on(
+            kms.create_key(
+                &caller,
+                CreateKey::new("bench")
+                    .key_spec(spec)
+                    .key_usage(KeyUsage::SignVerify),
+            ),
+        )
+        .unwrap();
+        let k = KeyRef::Id(meta.key_id);
+        let v = block_on(kms.list_key_versions(&caller, &k, PageRequest::default()))
+            .unwrap()
+            .items[0]
+            .key_version_id
+            .clone();
+        let esig = block_on(kms.asymmetric_sign(&caller, &k, &v, alg, &digest))
+            .unwrap()
+            .signature;
+        let (esign, esign_raw) = compare(
+            || {
+                black_box(block_on(kms.asymmetric_sign(&caller, &k, &v, alg, black_box(&digest))).unwrap());
+            },
+            || {
+                black_box(raw.sign(black_box(&digest)));
+            },
+        );
+        let (ever, ever_raw) = compare(
+            || {
+                let r = block_on(kms.asymmetric_verify(&caller, &k, &v, alg, black_box(&digest), &esig));
+                assert!(r.unwrap().valid);
+            },
+            || {
+                assert!(raw.verify(&spki, black_box(&digest), black_box(&sig)));
+            },
+        );
+        engine_rows.push((spec, alg, esign, esign_raw, ever, ever_raw));
         let ops = |ns: f64| 1e9 / ns;
         println!(
             "{:<9} {:<16} {:>12.0} {:>12.0} {:>6.2}x   {:>12.0} {:>12.0} {:>6.2}x",
@@ -181,6 +229,26 @@ fn main() {
             ops(ver_ours),
             ops(ver_raw),
             ver_ours / ver_raw,
+        );
+    }
+    println!();
+    println!("MemoryKms (KeyProvider, governance off) vs the raw call, same run");
+    println!(
+        "{:<9} {:<16} {:>12} {:>12} {:>7}   {:>12} {:>12} {:>7}",
+        "spec", "alg", "sign kms", "sign raw", "t k/r", "verify kms", "verify raw", "t k/r"
+    );
+    for (spec, alg, es, esr, ev, evr) in engine_rows {
+        let ops = |ns: f64| 1e9 / ns;
+        println!(
+            "{:<9} {:<16} {:>12.0} {:>12.0} {:>6.2}x   {:>12.0} {:>12.0} {:>6.2}x",
+            spec.as_str(),
+            alg.as_str(),
+            ops(es),
+            ops(esr),
+            es / esr,
+            ops(ev),
+            ops(evr),
+            ev / evr,
         );
     }
 }

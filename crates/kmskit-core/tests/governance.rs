@@ -683,3 +683,109 @@ fn rotation_is_governed_and_audited() {
     assert_eq!(ev.principal, kmskit_core::audit::SCHEDULER_PRINCIPAL);
     assert_eq!(ev.key_id.as_deref(), Some(k.as_str()));
 }
+
+/// The asymmetric actions are governed and audited like the symmetric ones: a CryptoUser signs and
+/// verifies with its key and reads the public key; a SecurityAdmin creates the key but may not sign;
+/// another principal is refused; every call is in the trail with the action, the version and the
+/// algorithm, and never the digest or the signature.
+#[cfg(feature = "asymmetric")]
+#[test]
+fn asymmetric_actions_are_governed_and_audited() {
+    use kmskit_core::PageRequest;
+    use kmskit_core::key::{AsymmetricAlgorithm, KeySpec, KeyUsage};
+    let e = env(|g| g);
+    let k = block_on(
+        e.kms.create_key(
+            &e.admin,
+            CreateKey::new("signing")
+                .key_spec(KeySpec::EcP256)
+                .key_usage(KeyUsage::SignVerify),
+        ),
+    )
+    .unwrap()
+    .key_id;
+    e.kms
+        .governance()
+        .policy_set()
+        .attach("app", "role", Role::CryptoUser.policy(&[k.as_str()]).unwrap());
+    let key = KeyRef::Id(k.clone());
+    let v = block_on(e.kms.list_key_versions(&e.app, &key, PageRequest::default()))
+        .unwrap()
+        .items[0]
+        .key_version_id
+        .clone();
+    let digest = [0x11u8; 32];
+    let alg = AsymmetricAlgorithm::EcdsaSha256;
+    let sig = block_on(e.kms.asymmetric_sign(&e.app, &key, &v, alg, &digest)).unwrap();
+    assert!(
+        block_on(
+            e.kms
+                .asymmetric_verify(&e.app, &key, &v, alg, &digest, &sig.signature)
+        )
+        .unwrap()
+        .valid
+    );
+    block_on(e.kms.get_public_key(&e.app, &key, &v)).unwrap();
+    block_on(e.kms.get_public_key(&e.admin, &key, &v)).unwrap();
+    assert_eq!(
+        code(block_on(e.kms.asymmetric_sign(&e.admin, &key, &v, alg, &digest))),
+        ErrorCode::NoPermission,
+        "a SecurityAdmin may not sign"
+    );
+    assert_eq!(
+        code(block_on(e.kms.asymmetric_verify(
+            &Caller::new("mallory"),
+            &key,
+            &v,
+            alg,
+            &digest,
+            &sig.signature
+        ))),
+        ErrorCode::NoPermission
+    );
+    // A failed call (a digest of the wrong length) is audited as failed.
+    assert_eq!(
+        code(block_on(e.kms.asymmetric_sign(
+            &e.app,
+            &key,
+            &v,
+            alg,
+            &digest[..20]
+        ))),
+        ErrorCode::InvalidParameter
+    );
+    let events = e.ring.events();
+    let signs: Vec<_> = events.iter().filter(|ev| ev.action == "AsymmetricSign").collect();
+    assert_eq!(
+        signs.len(),
+        3,
+        "allowed, denied and failed signs are all recorded"
+    );
+    let ok = signs.iter().find(|ev| ev.outcome == Outcome::Success).unwrap();
+    assert_eq!(ok.principal, "app");
+    assert_eq!(ok.key_id.as_deref(), Some(k.as_str()));
+    assert_eq!(ok.key_version_id.as_deref(), Some(v.as_str()));
+    assert_eq!(ok.detail.as_deref(), Some("ECDSA_SHA_256"));
+    assert!(
+        signs
+            .iter()
+            .any(|ev| ev.outcome == Outcome::Denied && ev.principal == "admin")
+    );
+    assert!(
+        signs
+            .iter()
+            .any(|ev| ev.outcome == Outcome::Failed && ev.code == "InvalidParameter")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.action == "AsymmetricVerify" && ev.outcome == Outcome::Denied)
+    );
+    assert_eq!(events.iter().filter(|ev| ev.action == "GetPublicKey").count(), 2);
+    // Neither the digest nor the signature is in any line.
+    let sig_b64 = base64::engine::general_purpose::STANDARD.encode(&sig.signature);
+    for ev in &events {
+        let line = ev.to_json_line();
+        assert!(!line.contains(&sig_b64) && !line.contains("1111111111"), "{line}");
+    }
+}

@@ -79,3 +79,8 @@ pub use kmskit_remote::{AwsKms, AwsKmsBuilder};
 
 #[cfg(feature = "aliyun")]
 pub use kmskit_remote::{AliyunKms, AliyunKmsBuilder};
+
+/// The README's Rust examples, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

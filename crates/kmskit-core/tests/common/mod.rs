@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kmskit_core::crypto::{Algorithm, NONCE_LEN, TAG_LEN, default_engine};
-use kmskit_core::key::{KeySpec, ProtectionLevel};
+use kmskit_core::key::{AsymmetricAlgorithm, KeySpec, ProtectionLevel};
 use kmskit_core::store::{AliasRecord, KeyRecord, KeyStore, Loaded, MaterialId, SoftwareKeys};
 use kmskit_core::{AliasName, Clock, KeyId, Kms, KmsConfig, ManualClock, Result, Timestamp};
 
@@ -41,6 +41,27 @@ impl KeyStore for Tiny {
         b: &mut Vec<u8>,
     ) -> Result<()> {
         self.0.open(id, a, n, aad, b)
+    }
+    fn sign_digest(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.0.sign_digest(id, spec, alg, digest)
+    }
+    fn asymmetric_decrypt(
+        &self,
+        id: &MaterialId,
+        spec: KeySpec,
+        alg: AsymmetricAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<kmskit_core::Zeroizing<Vec<u8>>> {
+        self.0.asymmetric_decrypt(id, spec, alg, ciphertext)
+    }
+    fn public_key(&self, id: &MaterialId, spec: KeySpec) -> Result<Vec<u8>> {
+        self.0.public_key(id, spec)
     }
     fn destroy(&self, key: &KeyId) -> Result<()> {
         self.0.remove_key(key);
