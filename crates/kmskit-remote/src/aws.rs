@@ -1446,6 +1446,83 @@ mod tests {
     }
 
     #[test]
+    fn asymmetric_names_map() {
+        use AsymmetricAlgorithm as A;
+        let sign: Vec<_> = [A::RsaPssSha256, A::RsaPkcs1Sha256, A::EcdsaSha256, A::Sm2Dsa]
+            .into_iter()
+            .map(|a| {
+                signing_to_aws(a)
+                    .expect("a signing algorithm")
+                    .as_str()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            sign,
+            [
+                "RSASSA_PSS_SHA_256",
+                "RSASSA_PKCS1_V1_5_SHA_256",
+                "ECDSA_SHA_256",
+                "SM2DSA"
+            ]
+        );
+        let enc: Vec<_> = [A::RsaesOaepSha256, A::RsaesOaepSha1, A::Sm2Pke]
+            .into_iter()
+            .map(|a| {
+                encryption_to_aws(a)
+                    .expect("an encryption algorithm")
+                    .as_str()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(enc, ["RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "SM2PKE"]);
+        assert_eq!(
+            signing_to_aws(A::RsaesOaepSha256).map(drop).unwrap_err().code(),
+            ErrorCode::UnsupportedOperation
+        );
+        assert_eq!(
+            encryption_to_aws(A::EcdsaSha256).map(drop).unwrap_err().code(),
+            ErrorCode::UnsupportedOperation
+        );
+        for (ours, theirs) in [
+            (KeySpec::Rsa2048, "RSA_2048"),
+            (KeySpec::Rsa3072, "RSA_3072"),
+            (KeySpec::EcP256, "ECC_NIST_P256"),
+            (KeySpec::EcP256K, "ECC_SECG_P256K1"),
+            (KeySpec::EcSm2, "SM2"),
+        ] {
+            let aws_spec = spec_to_aws(ours).expect("an AWS spec");
+            assert_eq!(aws_spec.as_str(), theirs);
+            assert_eq!(spec_from_aws(Some(&aws_spec)).expect("ours again"), ours);
+        }
+        assert_eq!(
+            map_code(
+                "ValidationException",
+                "Value 'ECDSA_SHA_256' at 'SigningAlgorithm' failed to satisfy constraint",
+                400,
+                Op::Crypto,
+                false
+            ),
+            ErrorCode::UnsupportedOperation
+        );
+    }
+
+    #[test]
+    fn public_keys_as_pem_and_the_one_version() {
+        let der: Vec<u8> = (0..=200u8).collect();
+        let pem = spki_pem(&der);
+        assert_eq!(pem, kmskit_core::crypto::asym::spki_to_pem(&der));
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        let id = KeyId::new("1234abcd-12ab-34cd-56ef-1234567890ab").expect("an id");
+        assert!(check_version(&id, &version_of(&id)).is_ok());
+        let other = KeyVersionId::new("00000000-0000-4000-8000-000000000000").expect("a version");
+        assert_eq!(
+            check_version(&id, &other).unwrap_err().code(),
+            ErrorCode::KeyVersionNotFound
+        );
+    }
+
+    #[test]
     fn key_ids_from_arns() {
         let id = key_id_of("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
             .expect("an ARN");
