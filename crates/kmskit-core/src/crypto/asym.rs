@@ -764,3 +764,72 @@ mod tests {
         assert_eq!(format!("{k:?}"), "PrivateKey { spec: EcP256, .. }");
     }
 }
+
+/// Fuzzing entry point: arbitrary bytes as the untrusted inputs of this module — PKCS#8 private keys,
+/// SubjectPublicKeyInfos, signatures, P1363 signatures, PEM, and ciphertexts for RSA-OAEP and SM2PKE
+/// decryption under fixed keys. Nothing may panic; a ciphertext that decrypts must re-encrypt to
+/// something that decrypts to the same plaintext. Lives here so a crash replays as a unit test.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    use std::sync::OnceLock;
+    const SPECS: [KeySpec; 5] = [
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::EcP256,
+        KeySpec::EcP256K,
+        KeySpec::EcSm2,
+    ];
+    // Fixed decryption keys, generated once per process (RSA generation is slow).
+    static KEYS: OnceLock<Option<[PrivateKey; 2]>> = OnceLock::new();
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let spec = SPECS[usize::from(sel % 5)];
+    let alg = AsymmetricAlgorithm::ALL[usize::from((sel / 5) % 7)];
+    let split = rest.first().map_or(0, |b| usize::from(*b)).min(rest.len());
+    let (a, b) = rest.split_at(split);
+    match sel / 35 {
+        0 => {
+            if let Ok(k) = PrivateKey::from_pkcs8(spec, rest) {
+                let _ = k.public_key_der();
+                let _ = k.sign_digest(alg, &[7; DIGEST_LEN]);
+            }
+        }
+        1 => {
+            let digest = [sel; DIGEST_LEN];
+            let _ = verify_digest(spec, a, alg, &digest, b);
+            let _ = encrypt(spec, a, alg, b);
+            let _ = sm2_digest(a, SM2_DEFAULT_ID, b);
+        }
+        2 => {
+            let _ = ecdsa_p1363_to_der(spec, rest);
+            let _ = pem_to_spki(&String::from_utf8_lossy(rest));
+        }
+        _ => {
+            let keys = KEYS.get_or_init(|| {
+                let make = |s: KeySpec| {
+                    generate(s)
+                        .and_then(|m| PrivateKey::from_pkcs8(s, m.expose_secret()))
+                        .ok()
+                };
+                Some([make(KeySpec::Rsa2048)?, make(KeySpec::EcSm2)?])
+            });
+            let Some([rsa, sm2]) = keys else { return };
+            let (key, alg) = match sel % 3 {
+                0 => (rsa, AsymmetricAlgorithm::RsaesOaepSha256),
+                1 => (rsa, AsymmetricAlgorithm::RsaesOaepSha1),
+                _ => (sm2, AsymmetricAlgorithm::Sm2Pke),
+            };
+            if let Ok(pt) = key.decrypt(alg, rest) {
+                // Only a well-formed ciphertext decrypts; its plaintext must survive a round trip.
+                if let Ok(ct) = encrypt(key.spec(), key.public_key_der(), alg, &pt) {
+                    let back = key.decrypt(alg, &ct);
+                    assert!(
+                        back.is_ok_and(|v| v[..] == pt[..]),
+                        "a decrypted plaintext did not round-trip"
+                    );
+                }
+            }
+        }
+    }
+}
