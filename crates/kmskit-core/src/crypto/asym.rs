@@ -707,64 +707,6 @@ const fn hex32(s: &str) -> [u8; 32] {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    const GBT_D: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
-    const GBT_K: &str = "59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21";
-
-    fn gbt_key() -> sm2::SecretKey {
-        sm2::SecretKey::from_slice(&hex(GBT_D)).unwrap()
-    }
-
-    /// GB/T 32918.5 annex A: the signature example with its fixed k reproduces r and s exactly.
-    #[test]
-    fn sm2_sign_matches_gbt_32918_5_with_fixed_k() {
-        let sk = gbt_key();
-        let spki = sk.public_key().to_public_key_der().unwrap().into_vec();
-        let e = sm2_digest(&spki, SM2_DEFAULT_ID, b"message digest").unwrap();
-        assert_eq!(
-            e.to_vec(),
-            hex("F0B43E94BA45ACCAACE692ED534382EB17E6AB5A19CE7B31F4486FDFC0D28640")
-        );
-        let k = sm2_scalar_of(&hex(GBT_K)).unwrap();
-        let d = *sk.to_nonzero_scalar();
-        let sig = sm2_sign_with_k(&d, &sm2_scalar_of(&e).unwrap(), &k).unwrap();
-        let want = ecdsa_p1363_to_der(
-            KeySpec::EcSm2,
-            &hex("F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA"),
-        )
-        .unwrap();
-        assert_eq!(sig, want);
-    }
-
-    #[test]
-    fn der_integers_are_minimal() {
-        assert_eq!(der_uint(&[0, 0, 1]), vec![2, 1, 1]);
-        assert_eq!(der_uint(&[0x80]), vec![2, 2, 0, 0x80]);
-        assert_eq!(der_uint(&[0, 0]), vec![2, 1, 0]);
-        assert_eq!(der_sequence_len(&[0x30, 0x81, 0x80]), Some(0x83));
-        assert_eq!(der_sequence_len(&[0x31, 0]), None);
-    }
-
-    #[test]
-    fn private_key_debug_redacts_and_is_send_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<PrivateKey>();
-        let der = generate(KeySpec::EcP256).unwrap();
-        let k = PrivateKey::from_pkcs8(KeySpec::EcP256, der.expose_secret()).unwrap();
-        assert_eq!(format!("{k:?}"), "PrivateKey { spec: EcP256, .. }");
-    }
-}
-
 /// Fuzzing entry point: arbitrary bytes as the untrusted inputs of this module — PKCS#8 private keys,
 /// SubjectPublicKeyInfos, signatures, P1363 signatures, PEM, and ciphertexts for RSA-OAEP and SM2PKE
 /// decryption under fixed keys. Nothing may panic; a ciphertext that decrypts must re-encrypt to
@@ -831,5 +773,63 @@ pub fn fuzz_one(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    const GBT_D: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
+    const GBT_K: &str = "59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21";
+
+    fn gbt_key() -> sm2::SecretKey {
+        sm2::SecretKey::from_slice(&hex(GBT_D)).unwrap()
+    }
+
+    /// GB/T 32918.5 annex A: the signature example with its fixed k reproduces r and s exactly.
+    #[test]
+    fn sm2_sign_matches_gbt_32918_5_with_fixed_k() {
+        let sk = gbt_key();
+        let spki = sk.public_key().to_public_key_der().unwrap().into_vec();
+        let e = sm2_digest(&spki, SM2_DEFAULT_ID, b"message digest").unwrap();
+        assert_eq!(
+            e.to_vec(),
+            hex("F0B43E94BA45ACCAACE692ED534382EB17E6AB5A19CE7B31F4486FDFC0D28640")
+        );
+        let k = sm2_scalar_of(&hex(GBT_K)).unwrap();
+        let d = *sk.to_nonzero_scalar();
+        let sig = sm2_sign_with_k(&d, &sm2_scalar_of(&e).unwrap(), &k).unwrap();
+        let want = ecdsa_p1363_to_der(
+            KeySpec::EcSm2,
+            &hex("F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA"),
+        )
+        .unwrap();
+        assert_eq!(sig, want);
+    }
+
+    #[test]
+    fn der_integers_are_minimal() {
+        assert_eq!(der_uint(&[0, 0, 1]), vec![2, 1, 1]);
+        assert_eq!(der_uint(&[0x80]), vec![2, 2, 0, 0x80]);
+        assert_eq!(der_uint(&[0, 0]), vec![2, 1, 0]);
+        assert_eq!(der_sequence_len(&[0x30, 0x81, 0x80]), Some(0x83));
+        assert_eq!(der_sequence_len(&[0x31, 0]), None);
+    }
+
+    #[test]
+    fn private_key_debug_redacts_and_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PrivateKey>();
+        let der = generate(KeySpec::EcP256).unwrap();
+        let k = PrivateKey::from_pkcs8(KeySpec::EcP256, der.expose_secret()).unwrap();
+        assert_eq!(format!("{k:?}"), "PrivateKey { spec: EcP256, .. }");
     }
 }
