@@ -211,7 +211,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The served keystore: every call audited to a file trail (group commit).
     let audit_dir = dir.path().join("audit");
-    let sink: Arc<dyn AuditSink> = Arc::new(FileSink::open(&audit_dir)?);
+    let file_sink = Arc::new(FileSink::open(&audit_dir)?);
+    let sink: Arc<dyn AuditSink> = file_sink.clone();
     let audit = Arc::new(AuditLog::new(vec![sink])?.durability(Durability::GroupCommit));
     let audited = env_u64("KMSKIT_LOAD_AUDIT", 1) != 0;
     let gov = if audited {
@@ -309,6 +310,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         verified.events,
         t.elapsed().as_secs_f64()
     );
+    if audited {
+        let b = file_sink.batches().max(1);
+        println!(
+            "audit group commits: {b} batches (write + fsync each), {:.0} events per batch",
+            events as f64 / b as f64
+        );
+    }
     if r1.errors + r2.errors > 0 || lines != sent || events != calls {
         return Err("errors, lost log lines or lost audit events".into());
     }
