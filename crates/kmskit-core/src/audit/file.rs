@@ -2,9 +2,9 @@
 //!
 //! Layout of the directory: `audit-<first seq, 20 digits>.jsonl` segments (a new one each UTC day and
 //! when a segment reaches its event limit) and `anchor.json`, the last event trimmed by retention.
-//! The writer thread takes every queued event, writes them and calls `fsync` once for the batch, so
-//! under load many events share one fsync and an event waits at most for the batch in progress and its
-//! own. A line left half-written by a crash is cut off when the directory is reopened (it was never
+//! The writer thread takes every queued event, writes them and calls `fsync` once for the batch, at most
+//! once per [`FileSinkOptions::commit_interval`] (2 ms by default), so under load many events share one
+//! fsync and an event waits at most for the interval, the batch in progress and its own. A line left half-written by a crash is cut off when the directory is reopened (it was never
 //! reported durable).
 
 use std::fs::{self, File, OpenOptions};
