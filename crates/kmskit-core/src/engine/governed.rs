@@ -363,6 +363,31 @@ impl<S: KeyStore> Kms<S> {
         r
     }
 
+    /// A call on one key's version (the asymmetric actions): authorize, run, count and audit with the
+    /// key, the version and `detail` (the algorithm).
+    fn versioned_call<T>(
+        &self,
+        caller: &Caller,
+        action: Action,
+        key: &KeyRef,
+        detail: Option<&str>,
+        run: impl FnOnce() -> Result<T>,
+        ids: impl FnOnce(&T) -> (&KeyId, &KeyVersionId),
+    ) -> Result<T> {
+        let t = self.key_target(key);
+        self.authorize(caller, action, &[(&t, None)])?;
+        let r = run();
+        self.finish(
+            caller,
+            action,
+            t.key.as_ref(),
+            None,
+            r,
+            |v| Some(ids(v)),
+            detail.map(str::to_owned),
+        )
+    }
+
     /// A management call: authorize, hold for approval when dual control applies, run, audit.
     async fn managed(&self, caller: &Caller, op: PendingOp) -> Result<()> {
         let action = op.action();
@@ -962,17 +987,13 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         digest: &[u8],
     ) -> Result<Signed> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::AsymmetricSign, &[(&t, None)])?;
-        let r = self.raw_asymmetric_sign(key, version, algorithm, digest);
-        self.finish(
+        self.versioned_call(
             caller,
             Action::AsymmetricSign,
-            t.key.as_ref(),
-            None,
-            r,
-            |s| Some((&s.key_id, &s.key_version_id)),
-            Some(algorithm.as_str().to_owned()),
+            key,
+            Some(algorithm.as_str()),
+            || self.raw_asymmetric_sign(key, version, algorithm, digest),
+            |s| (&s.key_id, &s.key_version_id),
         )
     }
 
@@ -985,17 +1006,13 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         digest: &[u8],
         signature: &[u8],
     ) -> Result<Verified> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::AsymmetricVerify, &[(&t, None)])?;
-        let r = self.raw_asymmetric_verify(key, version, algorithm, digest, signature);
-        self.finish(
+        self.versioned_call(
             caller,
             Action::AsymmetricVerify,
-            t.key.as_ref(),
-            None,
-            r,
-            |v| Some((&v.key_id, &v.key_version_id)),
-            Some(algorithm.as_str().to_owned()),
+            key,
+            Some(algorithm.as_str()),
+            || self.raw_asymmetric_verify(key, version, algorithm, digest, signature),
+            |v| (&v.key_id, &v.key_version_id),
         )
     }
 
@@ -1007,17 +1024,13 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         plaintext: &[u8],
     ) -> Result<AsymmetricEncrypted> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::AsymmetricEncrypt, &[(&t, None)])?;
-        let r = self.raw_asymmetric_encrypt(key, version, algorithm, plaintext);
-        self.finish(
+        self.versioned_call(
             caller,
             Action::AsymmetricEncrypt,
-            t.key.as_ref(),
-            None,
-            r,
-            |e| Some((&e.key_id, &e.key_version_id)),
-            Some(algorithm.as_str().to_owned()),
+            key,
+            Some(algorithm.as_str()),
+            || self.raw_asymmetric_encrypt(key, version, algorithm, plaintext),
+            |e| (&e.key_id, &e.key_version_id),
         )
     }
 
@@ -1029,17 +1042,13 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         ciphertext: &[u8],
     ) -> Result<Decrypted> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::AsymmetricDecrypt, &[(&t, None)])?;
-        let r = self.raw_asymmetric_decrypt(key, version, algorithm, ciphertext);
-        self.finish(
+        self.versioned_call(
             caller,
             Action::AsymmetricDecrypt,
-            t.key.as_ref(),
-            None,
-            r,
-            |d| Some((&d.key_id, &d.key_version_id)),
-            Some(algorithm.as_str().to_owned()),
+            key,
+            Some(algorithm.as_str()),
+            || self.raw_asymmetric_decrypt(key, version, algorithm, ciphertext),
+            |d| (&d.key_id, &d.key_version_id),
         )
     }
 
@@ -1049,17 +1058,13 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         key: &KeyRef,
         version: &KeyVersionId,
     ) -> Result<PublicKey> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::GetPublicKey, &[(&t, None)])?;
-        let r = self.raw_get_public_key(key, version);
-        self.finish(
+        self.versioned_call(
             caller,
             Action::GetPublicKey,
-            t.key.as_ref(),
+            key,
             None,
-            r,
-            |p| Some((&p.key_id, &p.key_version_id)),
-            None,
+            || self.raw_get_public_key(key, version),
+            |p| (&p.key_id, &p.key_version_id),
         )
     }
 }
