@@ -286,9 +286,28 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, CliError> {
     serde_json::to_value(v).map_err(|e| CliError::new("Cli.Internal", format!("cannot serialise: {e}")))
 }
 
+/// Key metadata for display: the API omits the optional fields (DeleteDate outside PendingDeletion,
+/// rotation fields without a policy, PrimaryKeyVersion of asymmetric keys); the CLI shows every field,
+/// empty when absent, so `--fields` and table columns are the same for every key.
+fn metadata_json(meta: &kmskit::KeyMetadata) -> Result<Value, CliError> {
+    let mut v = to_json(meta)?;
+    if let Value::Object(m) = &mut v {
+        for f in [
+            "DeleteDate",
+            "MaterialExpireTime",
+            "NextRotationDate",
+            "PrimaryKeyVersion",
+            "RotationInterval",
+        ] {
+            m.entry(f).or_insert_with(|| Value::String(String::new()));
+        }
+    }
+    Ok(v)
+}
+
 impl Cx<'_> {
     fn describe(&self, key: &KeyRef) -> Result<Value, CliError> {
-        to_json(&block_on(self.kms.describe_key(self.caller, key))?)
+        metadata_json(&block_on(self.kms.describe_key(self.caller, key))?)
     }
 
     fn key(&self, c: KeyCommand) -> Result<(), CliError> {
@@ -311,7 +330,7 @@ impl Cx<'_> {
                     req = req.tag(Tag::new(k, v)?);
                 }
                 let meta = block_on(self.kms.create_key(self.caller, req))?;
-                self.printer.object(to_json(&meta)?)
+                self.printer.object(metadata_json(&meta)?)
             }
             KeyCommand::Describe { key } => self.printer.object(self.describe(&key_ref(&key)?)?),
             KeyCommand::List => {

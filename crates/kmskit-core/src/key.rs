@@ -292,8 +292,8 @@ pub struct KeyMetadata {
     /// The dedicated KMS instance id (empty: none).
     #[serde(rename = "DKMSInstanceId")]
     pub dkms_instance_id: String,
-    /// When a key pending deletion will be purged.
-    #[serde(with = "opt_ts")]
+    /// When a key pending deletion will be purged (omitted unless `PendingDeletion`).
+    #[serde(with = "opt_ts", default, skip_serializing_if = "Option::is_none")]
     pub delete_date: Option<Timestamp>,
     /// The description.
     pub description: String,
@@ -306,19 +306,22 @@ pub struct KeyMetadata {
     /// When the key was last rotated (its creation if never).
     #[serde(with = "opt_ts")]
     pub last_rotation_date: Option<Timestamp>,
-    /// When imported material expires (none: never).
-    #[serde(with = "opt_ts")]
+    /// When imported material expires (none: never; then omitted).
+    #[serde(with = "opt_ts", default, skip_serializing_if = "Option::is_none")]
     pub material_expire_time: Option<Timestamp>,
-    /// When the next automatic rotation is due.
-    #[serde(with = "opt_ts")]
+    /// When the next automatic rotation is due (omitted unless a rotation policy is enabled or
+    /// suspended, as the model service).
+    #[serde(with = "opt_ts", default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_date: Option<Timestamp>,
     /// Where the material came from.
     pub origin: Origin,
-    /// The primary version (symmetric keys).
+    /// The primary version (symmetric keys; omitted for asymmetric ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key_version: Option<KeyVersionId>,
     /// How the material is protected.
     pub protection_level: ProtectionLevel,
-    /// The rotation interval, `<seconds>s`, when rotation is enabled or suspended.
+    /// The rotation interval, `<seconds>s`, when rotation is enabled or suspended (else omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_interval: Option<String>,
     /// `Enabled` or `Disabled`.
     pub deletion_protection: String,
@@ -435,6 +438,35 @@ mod tests {
         assert_eq!(KeySpec::Aes256.allowed_usages(), &[KeyUsage::EncryptDecrypt]);
         assert_eq!(KeySpec::EcP256.default_usage(), KeyUsage::SignVerify);
         assert!(KeySpec::Rsa2048.allowed_usages().contains(&KeyUsage::SignVerify));
+    }
+
+    /// The optional fields are omitted when absent, as the model service (DeleteDate only while
+    /// PendingDeletion, rotation fields only with a policy, PrimaryKeyVersion only for symmetric keys),
+    /// and read back from either an omitted field or the empty string older kmskit versions wrote.
+    #[test]
+    fn optional_metadata_fields_are_omitted() {
+        let json = serde_json::json!({
+            "KeyId": "k1", "Arn": "acs:kms:r:1:key/k1", "AutomaticRotation": "Disabled",
+            "CreationDate": "2026-01-01T00:00:00Z", "Creator": "local", "DKMSInstanceId": "",
+            "DeleteDate": "", "Description": "", "KeySpec": "EC_P256", "KeyState": "Enabled",
+            "KeyUsage": "SIGN/VERIFY", "LastRotationDate": "2026-01-01T00:00:00Z",
+            "Origin": "Aliyun_KMS", "ProtectionLevel": "SOFTWARE", "DeletionProtection": "Disabled",
+            "DeletionProtectionDescription": ""
+        });
+        let meta: KeyMetadata = serde_json::from_value(json).unwrap();
+        assert_eq!((meta.delete_date, meta.next_rotation_date), (None, None));
+        assert_eq!(meta.primary_key_version, None);
+        let back = serde_json::to_value(&meta).unwrap();
+        for absent in [
+            "DeleteDate",
+            "MaterialExpireTime",
+            "NextRotationDate",
+            "PrimaryKeyVersion",
+            "RotationInterval",
+        ] {
+            assert!(back.get(absent).is_none(), "{absent} in {back}");
+        }
+        assert_eq!(back["LastRotationDate"], "2026-01-01T00:00:00Z");
     }
 
     #[test]
