@@ -2,7 +2,8 @@
 //!
 //! The key is generated inside the token (`CKA_SENSITIVE`, not extractable) and Encrypt/Decrypt run
 //! `CKM_AES_GCM` in the token; key and alias records are token data objects, so a second run finds the
-//! key the first one made.
+//! key the first one made. An EC_P256 key pair made in the token signs a digest with `CKM_ECDSA`, and
+//! the signature verifies offline with the public key GetPublicKey returns.
 //!
 //! Set up (Debian/Ubuntu; `scripts/test.sh` does the same in a temporary directory):
 //!
@@ -23,9 +24,11 @@
 
 use std::process::ExitCode;
 
+use kmskit::crypto::asym;
+use kmskit::key::{AsymmetricAlgorithm, KeySpec};
 use kmskit::{
-    AliasName, Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, Pkcs11Config, Pkcs11Kms,
-    Pkcs11KmsExt,
+    AliasName, Caller, CreateKey, EncryptionContext, KeyProvider, KeyRef, PageRequest, Pkcs11Config,
+    Pkcs11Kms, Pkcs11KmsExt,
 };
 
 const ALIAS: &str = "alias/pkcs11-example";
@@ -81,6 +84,25 @@ fn run() -> kmskit::Result<()> {
         println!("ciphertext blob: {}", enc.ciphertext_blob.to_base64());
         let dec = kms.decrypt(&caller, &enc.ciphertext_blob, &ctx).await?;
         println!("decrypted: {}", String::from_utf8_lossy(&dec.plaintext));
+
+        // A signing key pair in the token: the private key signs there, the public key goes anywhere.
+        let signer = kms
+            .create_key(
+                &caller,
+                CreateKey::new("pkcs11_softhsm signing").key_spec(KeySpec::EcP256),
+            )
+            .await?;
+        let k = KeyRef::Id(signer.key_id.clone());
+        let versions = kms.list_key_versions(&caller, &k, PageRequest::default()).await?;
+        let v = versions.items[0].key_version_id.clone();
+        let digest = [0x24u8; 32]; // the SHA-256 of what is signed
+        let alg = AsymmetricAlgorithm::EcdsaSha256;
+        let sig = kms.asymmetric_sign(&caller, &k, &v, alg, &digest).await?;
+        let spki = asym::pem_to_spki(&kms.get_public_key(&caller, &k, &v).await?.pem)?;
+        let offline = asym::verify_digest(KeySpec::EcP256, &spki, alg, &digest, &sig.signature)?;
+        println!("EC_P256 signature made in the token verifies offline: {offline}");
+        // Nothing of this run's signing key stays behind in the token once its window ends.
+        kms.schedule_key_deletion(&caller, &k, 7).await?;
         Ok(())
     })
 }

@@ -216,6 +216,7 @@ if [ -n "${KMSKIT_PKCS11_MODULE:-}" ]; then
     echo "$out"
     grep -q "from a previous run" <<<"$out" || { echo "pkcs11_softhsm did not find the first run's key" >&2; exit 1; }
     grep -q "decrypted: Hello HSM" <<<"$out" || { echo "pkcs11_softhsm did not decrypt" >&2; exit 1; }
+    grep -q "signature made in the token verifies offline: true" <<<"$out" || { echo "pkcs11_softhsm: the token's EC signature did not verify" >&2; exit 1; }
     if out=$(KMSKIT_PKCS11_PIN=not-the-pin cargo run --locked --quiet --example pkcs11_softhsm 2>&1); then
         echo "pkcs11_softhsm accepted a wrong PIN" >&2; exit 1
     fi
