@@ -14,6 +14,8 @@ use crate::audit::{
     AuditEvent, AuditQuery, ChainBreak, NewEvent, Outcome, SCHEDULER_PRINCIPAL, VerifyReport,
 };
 use crate::governance::{Governance, PendingApproval, PendingOp, QuotaKind, UsageReport};
+use std::future::Future;
+
 use crate::key::AsymmetricAlgorithm;
 use crate::policy::{Action, Decision, Policy, RequestContext};
 use crate::provider::{AsymmetricEncrypted, PublicKey, Signed, Verified};
@@ -363,27 +365,30 @@ impl<S: KeyStore> Kms<S> {
         r
     }
 
-    /// A call on one key's version (the asymmetric actions): authorize, run, count and audit with the
-    /// key, the version and `detail` (the algorithm).
-    fn versioned_call<T>(
+    /// A cryptographic or read call on one key: authorize `caller` for `action` on it (with the call's
+    /// encryption context), run `run`, then count and audit the outcome with the key, the version `ids`
+    /// names in the result, and `detail`. `run` is a future, so nothing of it runs before authorization.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn keyed_call<T>(
         &self,
         caller: &Caller,
         action: Action,
         key: &KeyRef,
+        ctx: Option<&EncryptionContext>,
         detail: Option<&str>,
-        run: impl FnOnce() -> Result<T>,
-        ids: impl FnOnce(&T) -> (&KeyId, &KeyVersionId),
+        run: impl Future<Output = Result<T>>,
+        ids: impl FnOnce(&T) -> Option<(&KeyId, &KeyVersionId)>,
     ) -> Result<T> {
         let t = self.key_target(key);
-        self.authorize(caller, action, &[(&t, None)])?;
-        let r = run();
+        self.authorize(caller, action, &[(&t, ctx)])?;
+        let r = run.await;
         self.finish(
             caller,
             action,
             t.key.as_ref(),
-            None,
+            ctx,
             r,
-            |v| Some(ids(v)),
+            ids,
             detail.map(str::to_owned),
         )
     }
@@ -785,18 +790,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         key: &KeyRef,
         page: PageRequest,
     ) -> Result<Page<AliasInfo>> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::ListAliasesByKeyId, &[(&t, None)])?;
-        let r = RawProvider::list_aliases_by_key_id(self, caller, key, page).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::ListAliasesByKeyId,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            RawProvider::list_aliases_by_key_id(self, caller, key, page),
             |_| None,
-            None,
         )
+        .await
     }
 
     async fn encrypt(
@@ -806,18 +809,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         plaintext: &[u8],
         ctx: &EncryptionContext,
     ) -> Result<Encrypted> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::Encrypt, &[(&t, Some(ctx))])?;
-        let r = RawProvider::encrypt(self, caller, key, plaintext, ctx).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::Encrypt,
-            t.key.as_ref(),
+            key,
             Some(ctx),
-            r,
-            |e| Some((&e.key_id, &e.key_version_id)),
             None,
+            RawProvider::encrypt(self, caller, key, plaintext, ctx),
+            |e| Some((&e.key_id, &e.key_version_id)),
         )
+        .await
     }
 
     async fn decrypt(
@@ -875,18 +876,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         len: DataKeyLength,
         ctx: &EncryptionContext,
     ) -> Result<GeneratedDataKey> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::GenerateDataKey, &[(&t, Some(ctx))])?;
-        let r = RawProvider::generate_data_key(self, caller, key, len, ctx).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::GenerateDataKey,
-            t.key.as_ref(),
+            key,
             Some(ctx),
-            r,
-            |g| Some((&g.key_id, &g.key_version_id)),
             None,
+            RawProvider::generate_data_key(self, caller, key, len, ctx),
+            |g| Some((&g.key_id, &g.key_version_id)),
         )
+        .await
     }
 
     async fn generate_data_key_without_plaintext(
@@ -896,22 +895,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         len: DataKeyLength,
         ctx: &EncryptionContext,
     ) -> Result<Encrypted> {
-        let t = self.key_target(key);
-        self.authorize(
+        self.keyed_call(
             caller,
             Action::GenerateDataKeyWithoutPlaintext,
-            &[(&t, Some(ctx))],
-        )?;
-        let r = RawProvider::generate_data_key_without_plaintext(self, caller, key, len, ctx).await;
-        self.finish(
-            caller,
-            Action::GenerateDataKeyWithoutPlaintext,
-            t.key.as_ref(),
+            key,
             Some(ctx),
-            r,
-            |e| Some((&e.key_id, &e.key_version_id)),
             None,
+            RawProvider::generate_data_key_without_plaintext(self, caller, key, len, ctx),
+            |e| Some((&e.key_id, &e.key_version_id)),
         )
+        .await
     }
 
     async fn list_key_versions(
@@ -920,18 +913,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         key: &KeyRef,
         page: PageRequest,
     ) -> Result<Page<KeyVersion>> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::ListKeyVersions, &[(&t, None)])?;
-        let r = RawProvider::list_key_versions(self, caller, key, page).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::ListKeyVersions,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            RawProvider::list_key_versions(self, caller, key, page),
             |_| None,
-            None,
         )
+        .await
     }
 
     async fn describe_key_version(
@@ -940,18 +931,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         key: &KeyRef,
         version: &KeyVersionId,
     ) -> Result<KeyVersion> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::DescribeKeyVersion, &[(&t, None)])?;
-        let r = RawProvider::describe_key_version(self, caller, key, version).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::DescribeKeyVersion,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            RawProvider::describe_key_version(self, caller, key, version),
             |v| Some((&v.key_id, &v.key_version_id)),
-            None,
         )
+        .await
     }
 
     async fn tag_resource(&self, caller: &Caller, key: &KeyRef, tags: &[Tag]) -> Result<()> {
@@ -965,18 +954,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
     }
 
     async fn list_resource_tags(&self, caller: &Caller, key: &KeyRef) -> Result<Vec<Tag>> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::ListResourceTags, &[(&t, None)])?;
-        let r = RawProvider::list_resource_tags(self, caller, key).await;
-        self.finish(
+        self.keyed_call(
             caller,
             Action::ListResourceTags,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            RawProvider::list_resource_tags(self, caller, key),
             |_| None,
-            None,
         )
+        .await
     }
 
     async fn asymmetric_sign(
@@ -987,14 +974,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         digest: &[u8],
     ) -> Result<Signed> {
-        self.versioned_call(
+        self.keyed_call(
             caller,
             Action::AsymmetricSign,
             key,
+            None,
             Some(algorithm.as_str()),
-            || self.raw_asymmetric_sign(key, version, algorithm, digest),
-            |s| (&s.key_id, &s.key_version_id),
+            async { self.raw_asymmetric_sign(key, version, algorithm, digest) },
+            |s| Some((&s.key_id, &s.key_version_id)),
         )
+        .await
     }
 
     async fn asymmetric_verify(
@@ -1006,14 +995,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         digest: &[u8],
         signature: &[u8],
     ) -> Result<Verified> {
-        self.versioned_call(
+        self.keyed_call(
             caller,
             Action::AsymmetricVerify,
             key,
+            None,
             Some(algorithm.as_str()),
-            || self.raw_asymmetric_verify(key, version, algorithm, digest, signature),
-            |v| (&v.key_id, &v.key_version_id),
+            async { self.raw_asymmetric_verify(key, version, algorithm, digest, signature) },
+            |v| Some((&v.key_id, &v.key_version_id)),
         )
+        .await
     }
 
     async fn asymmetric_encrypt(
@@ -1024,14 +1015,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         plaintext: &[u8],
     ) -> Result<AsymmetricEncrypted> {
-        self.versioned_call(
+        self.keyed_call(
             caller,
             Action::AsymmetricEncrypt,
             key,
+            None,
             Some(algorithm.as_str()),
-            || self.raw_asymmetric_encrypt(key, version, algorithm, plaintext),
-            |e| (&e.key_id, &e.key_version_id),
+            async { self.raw_asymmetric_encrypt(key, version, algorithm, plaintext) },
+            |e| Some((&e.key_id, &e.key_version_id)),
         )
+        .await
     }
 
     async fn asymmetric_decrypt(
@@ -1042,14 +1035,16 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         algorithm: AsymmetricAlgorithm,
         ciphertext: &[u8],
     ) -> Result<Decrypted> {
-        self.versioned_call(
+        self.keyed_call(
             caller,
             Action::AsymmetricDecrypt,
             key,
+            None,
             Some(algorithm.as_str()),
-            || self.raw_asymmetric_decrypt(key, version, algorithm, ciphertext),
-            |d| (&d.key_id, &d.key_version_id),
+            async { self.raw_asymmetric_decrypt(key, version, algorithm, ciphertext) },
+            |d| Some((&d.key_id, &d.key_version_id)),
         )
+        .await
     }
 
     async fn get_public_key(
@@ -1058,13 +1053,15 @@ impl<S: KeyStore> KeyProvider for Kms<S> {
         key: &KeyRef,
         version: &KeyVersionId,
     ) -> Result<PublicKey> {
-        self.versioned_call(
+        self.keyed_call(
             caller,
             Action::GetPublicKey,
             key,
             None,
-            || self.raw_get_public_key(key, version),
-            |p| (&p.key_id, &p.key_version_id),
+            None,
+            async { self.raw_get_public_key(key, version) },
+            |p| Some((&p.key_id, &p.key_version_id)),
         )
+        .await
     }
 }

@@ -102,47 +102,41 @@ impl<S: KeyStore> Kms<S> {
 #[async_trait]
 impl<S: KeyStore> Rotator for Kms<S> {
     async fn rotate(&self, caller: &Caller, key: &KeyRef) -> Result<KeyVersion> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::CreateKeyVersion, &[(&t, None)])?;
-        let r = self
-            .rotate_at(key, self.now(), false)
-            .and_then(|v| v.ok_or_else(|| Error::Internal("rotation skipped".into())));
-        self.finish(
+        self.keyed_call(
             caller,
             Action::CreateKeyVersion,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            async {
+                self.rotate_at(key, self.now(), false)
+                    .and_then(|v| v.ok_or_else(|| Error::Internal("rotation skipped".into())))
+            },
             |v| Some((&v.key_id, &v.key_version_id)),
-            None,
         )
+        .await
     }
 
     async fn set_rotation_policy(&self, caller: &Caller, key: &KeyRef, policy: RotationPolicy) -> Result<()> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::UpdateRotationPolicy, &[(&t, None)])?;
-        let r = self.mutate_key(key, |r, _| {
-            check_rotation_kind(r)?;
-            if r.state == KeyState::PendingDeletion {
-                return Err(Error::KeyNotUsable {
-                    key: r.key_id.to_string(),
-                    state: r.state,
-                });
-            }
-            r.automatic_rotation = policy.is_enabled();
-            r.rotation_interval_secs = policy.interval_secs();
-            Ok(())
-        });
-        let r = r.map(drop);
-        self.finish(
-            caller,
-            Action::UpdateRotationPolicy,
-            t.key.as_ref(),
-            None,
-            r,
-            |_| None,
-            None,
-        )
+        let run = async {
+            self.mutate_key(key, |r, _| {
+                check_rotation_kind(r)?;
+                if r.state == KeyState::PendingDeletion {
+                    return Err(Error::KeyNotUsable {
+                        key: r.key_id.to_string(),
+                        state: r.state,
+                    });
+                }
+                r.automatic_rotation = policy.is_enabled();
+                r.rotation_interval_secs = policy.interval_secs();
+                Ok(())
+            })
+            .map(drop)
+        };
+        self.keyed_call(caller, Action::UpdateRotationPolicy, key, None, None, run, |_| {
+            None
+        })
+        .await
     }
 
     async fn set_min_decryption_version(
@@ -151,27 +145,28 @@ impl<S: KeyStore> Rotator for Kms<S> {
         key: &KeyRef,
         version: Option<KeyVersionId>,
     ) -> Result<()> {
-        let t = self.key_target(key);
-        self.authorize(caller, Action::SetMinDecryptionVersion, &[(&t, None)])?;
-        let r = self.mutate_key(key, |r, _| {
-            if let Some(v) = &version {
-                if r.version_index(v).is_none() {
-                    return Err(Error::KeyVersionNotFound(v.to_string()));
+        let run = async {
+            self.mutate_key(key, |r, _| {
+                if let Some(v) = &version {
+                    if r.version_index(v).is_none() {
+                        return Err(Error::KeyVersionNotFound(v.to_string()));
+                    }
                 }
-            }
-            r.min_decryption_version = version;
-            Ok(())
-        });
-        let r = r.map(drop);
-        self.finish(
+                r.min_decryption_version = version;
+                Ok(())
+            })
+            .map(drop)
+        };
+        self.keyed_call(
             caller,
             Action::SetMinDecryptionVersion,
-            t.key.as_ref(),
+            key,
             None,
-            r,
+            None,
+            run,
             |_| None,
-            None,
         )
+        .await
     }
 
     async fn re_encrypt_to_primary(
