@@ -4,8 +4,13 @@
 //! when a segment reaches its event limit) and `anchor.json`, the last event trimmed by retention.
 //! The writer thread takes every queued event, writes them and calls `fsync` once for the batch, at most
 //! once per [`FileSinkOptions::commit_interval`] (2 ms by default), so under load many events share one
-//! fsync and an event waits at most for the interval, the batch in progress and its own. A line left half-written by a crash is cut off when the directory is reopened (it was never
-//! reported durable).
+//! fsync and an event waits at most for the interval, the batch in progress and its own. A line left
+//! half-written by a crash is cut off when the directory is reopened (it was never reported durable).
+//!
+//! An appending call only copies the event's `kmskit-audit-v1` encoding and hash into the queue (one
+//! reused buffer, no allocation); the writer thread decodes it and writes the JSON line, so the
+//! formatting runs beside the caller, and memory is never freed on a thread other than the one that
+//! allocated it (which makes the allocator's locks bounce between threads).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -13,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::{AuditEvent, AuditSink, ChainLink, Records};
+use super::{AuditEvent, AuditSink, ChainLink, Chained, EventRef, Records, encode};
 use crate::clock::{DAY, Timestamp};
 use crate::error::{Error, Result};
 
@@ -72,9 +77,46 @@ impl FileSinkOptions {
     }
 }
 
+/// Queued events: each one's encoding followed by its hash, back to back in `bytes`.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Per event: sequence number, UTC day, end offset in `bytes`.
+    events: Vec<(u64, u64, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, seq: u64, time: Timestamp, encoded: &[u8], hash: &[u8; 32]) {
+        self.bytes.extend_from_slice(encoded);
+        self.bytes.extend_from_slice(hash);
+        self.events.push((seq, time.unix() / DAY, self.bytes.len()));
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.events.clear();
+    }
+
+    /// Each event: sequence number, day, encoding, hash.
+    fn iter(&self) -> impl Iterator<Item = (u64, u64, &[u8], [u8; 32])> {
+        let mut start = 0;
+        self.events.iter().map(move |&(seq, day, end)| {
+            let rec = &self.bytes[start..end];
+            start = end;
+            let (enc, h) = rec.split_at(rec.len() - 32);
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(h);
+            (seq, day, enc, hash)
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Queue {
-    pending: Vec<Arc<AuditEvent>>,
+    pending: Batch,
+    /// An empty batch with capacity, swapped in when the writer takes `pending` (so neither side
+    /// allocates once both have grown).
+    spare: Batch,
     enqueued: u64,
     durable: u64,
     error: Option<String>,
@@ -182,20 +224,20 @@ struct Writer {
 }
 
 impl Writer {
-    fn write_batch(&mut self, batch: &[Arc<AuditEvent>], shared: &Shared) -> Result<()> {
+    fn write_batch(&mut self, batch: &Batch, shared: &Shared) -> Result<()> {
         // Serialised straight into one buffer per batch: no String per event.
-        let mut buf = Vec::with_capacity(batch.len() * 400);
-        for e in batch {
-            let day = e.time.unix() / DAY;
+        let mut buf = Vec::with_capacity(batch.events.len() * 480);
+        for (seq, day, encoded, hash) in batch.iter() {
             let rotate = self.file.is_none()
                 || self.seg_events >= self.opts.segment_events
                 || (self.opts.daily_segments && day != self.seg_day);
             if rotate {
                 self.flush_buf(&mut buf)?;
-                self.open_segment(e.seq, day, shared)?;
+                self.open_segment(seq, day, shared)?;
             }
-            serde_json::to_writer(&mut buf, &**e)
-                .map_err(|err| Error::Internal(format!("serialising audit event {}: {err}", e.seq)))?;
+            let e = encode::decode(encoded, hash)?;
+            serde_json::to_writer(&mut buf, &e)
+                .map_err(|err| Error::Internal(format!("serialising audit event {seq}: {err}")))?;
             buf.push(b'\n');
             self.seg_events += 1;
         }
@@ -250,7 +292,7 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
     loop {
         let batch = {
             let mut q = shared.lock();
-            while q.pending.is_empty() && !q.closed {
+            while q.pending.events.is_empty() && !q.closed {
                 q.idle = true;
                 q = shared
                     .work
@@ -258,7 +300,7 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             q.idle = false;
-            if q.pending.is_empty() {
+            if q.pending.events.is_empty() {
                 return;
             }
             // Group commit with a floor on the interval: let more events join this batch when the last
@@ -273,16 +315,20 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
                         .unwrap_or_else(|p| p.into_inner().0);
                 }
             }
-            std::mem::take(&mut q.pending)
+            let spare = std::mem::take(&mut q.spare);
+            std::mem::replace(&mut q.pending, spare)
         };
-        let last = batch.last().map_or(0, |e| e.seq);
+        let last = batch.events.last().map_or(0, |e| e.0);
         let r = if shared.lock().error.is_some() {
             Ok(())
         } else {
             w.write_batch(&batch, &shared)
         };
         last_commit = Some(std::time::Instant::now());
+        let mut batch = batch;
+        batch.clear();
         let mut q = shared.lock();
+        q.spare = batch;
         match r {
             Ok(()) if q.error.is_none() => q.durable = last,
             Ok(()) => {}
@@ -416,8 +462,8 @@ impl FileSink {
     }
 }
 
-impl AuditSink for FileSink {
-    fn append(&self, event: &Arc<AuditEvent>) -> Result<()> {
+impl FileSink {
+    fn enqueue(&self, seq: u64, time: Timestamp, encoded: &[u8], hash: &[u8; 32]) -> Result<()> {
         let mut q = self.shared.lock();
         if let Some(e) = &q.error {
             return Err(Error::Unavailable {
@@ -427,15 +473,15 @@ impl AuditSink for FileSink {
             });
         }
         // Backpressure: a writer far behind (a slow disk) holds callers back rather than memory growing.
-        while q.pending.len() >= MAX_PENDING && q.error.is_none() {
+        while q.pending.events.len() >= MAX_PENDING && q.error.is_none() {
             q = self
                 .shared
                 .done
                 .wait(q)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        q.enqueued = event.seq;
-        q.pending.push(event.clone());
+        q.enqueued = seq;
+        q.pending.push(seq, time, encoded, hash);
         // A busy writer picks the event up with its next batch; only an idle one needs waking.
         let wake = std::mem::take(&mut q.idle);
         drop(q);
@@ -443,6 +489,18 @@ impl AuditSink for FileSink {
             self.shared.work.notify_one();
         }
         Ok(())
+    }
+}
+
+impl AuditSink for FileSink {
+    fn append(&self, event: &Arc<AuditEvent>) -> Result<()> {
+        let mut b = encode::Buf::new();
+        encode::encode(&mut b, &event.prev_hash, event.seq, &EventRef::of(event));
+        self.enqueue(event.seq, event.time, b.as_slice(), &event.hash)
+    }
+
+    fn append_chained(&self, event: &Chained<'_>) -> Result<()> {
+        self.enqueue(event.seq(), event.time(), event.encoded(), &event.hash())
     }
 
     fn sync_to(&self, seq: u64) -> Result<()> {

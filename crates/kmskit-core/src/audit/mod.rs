@@ -12,6 +12,11 @@
 //!
 //! Sinks: [`MemorySink`] (a bounded ring), [`FileSink`] (append-only JSON lines in daily segments with
 //! group commit: one fsync per batch) and, with feature `tracing`, [`TracingSink`].
+//!
+//! An audited call borrows its event's fields, encodes them once (the hash input) and hashes that; a
+//! sink gets the [`Chained`] event and either takes the encoding as is (the file sink: its writer thread
+//! decodes it and writes the JSON line) or an owned [`AuditEvent`] built once for all sinks that want
+//! one. So with the file sink an audited call allocates nothing for its event.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -20,12 +25,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::clock::{DAY, Timestamp};
 use crate::error::{Error, Result};
 
+mod encode;
 mod file;
+pub use encode::Chained;
+pub(crate) use encode::{EventRef, Keys};
 pub use file::{FileSink, FileSinkOptions};
 
 /// The principal the engine's own state changes (purges, scheduled rotations) are audited under.
@@ -186,67 +193,12 @@ pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The hash input of one event, built in one buffer and hashed with one call (the same bytes as field
-/// by field updates, so the chain format is unchanged; twenty small updates cost more than the copy).
-struct HashInput(Vec<u8>);
-
-impl HashInput {
-    fn put(&mut self, field: &[u8]) {
-        self.0.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        self.0.extend_from_slice(field);
-    }
-
-    fn put_opt(&mut self, field: Option<&str>) {
-        match field {
-            None => self.0.push(0),
-            Some(s) => {
-                self.0.push(1);
-                self.put(s.as_bytes());
-            }
-        }
-    }
-}
-
 impl AuditEvent {
     /// The hash of this event's fields chained to `prev` (what `hash` must hold).
     pub fn compute_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
-        let strings = self.action.len()
-            + self.principal.len()
-            + self.request_id.len()
-            + self.key_id.as_ref().map_or(0, String::len)
-            + self.key_version_id.as_ref().map_or(0, String::len)
-            + self.code.len()
-            + self.context_keys.iter().map(|k| k.len() + 4).sum::<usize>()
-            + self.detail.as_ref().map_or(0, String::len);
-        let mut b = HashInput(Vec::with_capacity(128 + strings));
-        b.0.extend_from_slice(b"kmskit-audit-v1\0");
-        b.0.extend_from_slice(prev);
-        b.0.extend_from_slice(&self.seq.to_be_bytes());
-        b.0.extend_from_slice(&self.time.unix().to_be_bytes());
-        b.put(self.action.as_bytes());
-        b.put(self.principal.as_bytes());
-        match self.source_ip {
-            None => b.0.push(0),
-            Some(IpAddr::V4(a)) => {
-                b.0.push(4);
-                b.0.extend_from_slice(&a.octets());
-            }
-            Some(IpAddr::V6(a)) => {
-                b.0.push(6);
-                b.0.extend_from_slice(&a.octets());
-            }
-        }
-        b.put(self.request_id.as_bytes());
-        b.put_opt(self.key_id.as_deref());
-        b.put_opt(self.key_version_id.as_deref());
-        b.put(self.outcome.as_str().as_bytes());
-        b.put(self.code.as_bytes());
-        b.0.extend_from_slice(&(self.context_keys.len() as u32).to_be_bytes());
-        for k in &self.context_keys {
-            b.put(k.as_bytes());
-        }
-        b.put_opt(self.detail.as_deref());
-        Sha256::digest(&b.0).into()
+        let mut b = encode::Buf::new();
+        encode::encode(&mut b, prev, self.seq, &EventRef::of(self));
+        encode::hash(b.as_slice())
     }
 
     /// The event as one JSON line (without the newline).
@@ -370,13 +322,25 @@ pub fn verify(records: &Records) -> std::result::Result<VerifyReport, ChainBreak
     })
 }
 
-/// Where events go. `append` is called in chain order under the log's lock, so it must be quick.
+/// Where events go. [`append_chained`](Self::append_chained) (by default: `append`) is called in
+/// chain order under the log's lock, so it must be quick.
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Takes one chained event.
     ///
     /// # Errors
     /// When the sink has failed (a file sink whose writes fail): the engine then refuses calls.
     fn append(&self, event: &Arc<AuditEvent>) -> Result<()>;
+
+    /// Takes one chained event as [`AuditLog`] produces it (called instead of
+    /// [`append`](Self::append)). The default hands [`Chained::to_event`] to `append`; a sink that
+    /// needs only the event's encoding overrides it and spares the call building an owned event (the
+    /// file sink copies the encoding to its writer thread).
+    ///
+    /// # Errors
+    /// As [`append`](Self::append).
+    fn append_chained(&self, event: &Chained<'_>) -> Result<()> {
+        self.append(&event.to_event())
+    }
 
     /// Waits until every event up to `seq` is durable (default: at once).
     ///
@@ -690,43 +654,52 @@ impl AuditLog {
     /// # Errors
     /// When a sink fails (the event is still chained; the other sinks have it).
     pub fn record(&self, ev: NewEvent, now: Timestamp) -> Result<u64> {
-        let mut event = AuditEvent {
-            seq: 0,
-            time: ev.time.unwrap_or(now),
-            action: Cow::Borrowed(ev.action),
-            principal: ev.principal,
-            source_ip: ev.source_ip,
-            request_id: ev.request_id,
-            key_id: ev.key_id,
-            key_version_id: ev.key_version_id,
-            outcome: ev.outcome.unwrap_or(Outcome::Success),
-            code: Cow::Borrowed(ev.code),
-            context_keys: ev.context_keys,
-            detail: ev.detail,
-            prev_hash: [0; 32],
-            hash: [0; 32],
-        };
+        self.record_ref(
+            &EventRef {
+                time: ev.time.unwrap_or(now),
+                action: ev.action,
+                principal: &ev.principal,
+                source_ip: ev.source_ip,
+                request_id: &ev.request_id,
+                key_id: ev.key_id.as_deref(),
+                key_version_id: ev.key_version_id.as_deref(),
+                outcome: ev.outcome.unwrap_or(Outcome::Success),
+                code: ev.code,
+                context_keys: Keys::List(&ev.context_keys),
+                detail: ev.detail.as_deref(),
+            },
+            now,
+        )
+    }
+
+    /// [`record`](Self::record) of an event borrowed from the call: chaining it allocates nothing, and
+    /// sinks that take the encoding (the file sink) never build an owned event.
+    pub(crate) fn record_ref(&self, ev: &EventRef<'_>, now: Timestamp) -> Result<u64> {
         let mut first_err = None;
+        let mut buf = encode::Buf::new();
         let seq = {
             let mut head = self
                 .head
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            event.seq = head.seq + 1;
-            event.prev_hash = head.hash;
-            let h = event.compute_hash(&head.hash);
-            event.hash = h;
-            *head = ChainLink {
-                seq: event.seq,
+            let seq = head.seq + 1;
+            encode::encode(&mut buf, &head.hash, seq, ev);
+            let h = encode::hash(buf.as_slice());
+            let chained = Chained {
+                seq,
+                prev_hash: head.hash,
                 hash: h,
+                encoded: buf.as_slice(),
+                fields: ev,
+                owned: std::sync::OnceLock::new(),
             };
-            let event = Arc::new(event);
+            *head = ChainLink { seq, hash: h };
             for s in &self.sinks {
-                if let Err(e) = s.append(&event) {
+                if let Err(e) = s.append_chained(&chained) {
                     first_err.get_or_insert(e);
                 }
             }
-            head.seq
+            seq
         };
         // Retention runs by itself with the first event of each UTC day.
         let day = now.unix() / DAY;
@@ -827,9 +800,85 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     /// The chain hash is a stored format: a fixed event hashes to the value every kmskit version computed,
     /// so trails written by older versions keep verifying.
+    /// The chain hash as field-by-field SHA-256 updates: what `compute_hash`'s buffered input must equal.
+    fn reference_hash(e: &AuditEvent, prev: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        let put = |h: &mut Sha256, f: &[u8]| {
+            h.update((f.len() as u32).to_be_bytes());
+            h.update(f);
+        };
+        let put_opt = |h: &mut Sha256, f: Option<&str>| match f {
+            None => h.update([0]),
+            Some(s) => {
+                h.update([1]);
+                put(h, s.as_bytes());
+            }
+        };
+        h.update(b"kmskit-audit-v1\0");
+        h.update(prev);
+        h.update(e.seq.to_be_bytes());
+        h.update(e.time.unix().to_be_bytes());
+        put(&mut h, e.action.as_bytes());
+        put(&mut h, e.principal.as_bytes());
+        match e.source_ip {
+            None => h.update([0]),
+            Some(IpAddr::V4(a)) => {
+                h.update([4]);
+                h.update(a.octets());
+            }
+            Some(IpAddr::V6(a)) => {
+                h.update([6]);
+                h.update(a.octets());
+            }
+        }
+        put(&mut h, e.request_id.as_bytes());
+        put_opt(&mut h, e.key_id.as_deref());
+        put_opt(&mut h, e.key_version_id.as_deref());
+        put(&mut h, e.outcome.as_str().as_bytes());
+        put(&mut h, e.code.as_bytes());
+        h.update((e.context_keys.len() as u32).to_be_bytes());
+        for k in &e.context_keys {
+            put(&mut h, k.as_bytes());
+        }
+        put_opt(&mut h, e.detail.as_deref());
+        h.finalize().into()
+    }
+
+    #[test]
+    fn chain_hash_matches_field_by_field_hashing_at_every_length() {
+        // Field lengths that put the buffer's refills at every offset, across several refills.
+        for n in (0..1200).step_by(7) {
+            let e = AuditEvent {
+                seq: n as u64,
+                time: Timestamp::from_unix(1_780_000_000 + n as u64),
+                action: Cow::Borrowed("Encrypt"),
+                principal: "p".repeat(n % 300),
+                source_ip: (n % 2 == 0).then(|| "2001:db8::1".parse().expect("ip")),
+                request_id: "r".repeat(n / 3),
+                key_id: Some("k".repeat(n % 97)),
+                key_version_id: (n % 3 == 0).then(|| "v".repeat(n % 41)),
+                outcome: Outcome::Failed,
+                code: Cow::Borrowed("Rejected.Denied"),
+                context_keys: (0..n % 5)
+                    .map(|i| format!("key{i}-{}", "x".repeat(n % 130)))
+                    .collect(),
+                detail: (n % 4 == 1).then(|| "d".repeat(n)),
+                prev_hash: [0; 32],
+                hash: [0; 32],
+            };
+            let prev = [n as u8; 32];
+            assert_eq!(
+                e.compute_hash(&prev),
+                reference_hash(&e, &prev),
+                "field length {n}"
+            );
+        }
+    }
+
     #[test]
     fn chain_hash_is_pinned() {
         let mut e = AuditEvent {

@@ -11,7 +11,7 @@
 use super::*;
 
 use crate::audit::{
-    AuditEvent, AuditQuery, ChainBreak, NewEvent, Outcome, SCHEDULER_PRINCIPAL, VerifyReport,
+    AuditEvent, AuditQuery, ChainBreak, EventRef, Keys, Outcome, SCHEDULER_PRINCIPAL, VerifyReport,
 };
 use crate::governance::{Governance, PendingApproval, PendingOp, QuotaKind, UsageReport};
 use std::future::Future;
@@ -243,23 +243,24 @@ impl<S: KeyStore> Kms<S> {
         let g = self.gov();
         let Some(log) = &g.audit else { return };
         let now = self.now();
-        let ev = NewEvent {
-            time: Some(now),
+        let ev = EventRef {
+            time: now,
             action: action.name(),
-            principal: caller.principal.clone(),
+            principal: &caller.principal,
             source_ip: caller.source_ip,
-            request_id: caller.request_id.clone(),
-            key_id: key.map(|k| k.as_str().to_owned()),
-            key_version_id: version.map(|v| v.as_str().to_owned()),
-            outcome: Some(outcome),
+            request_id: &caller.request_id,
+            key_id: key.map(KeyId::as_str),
+            key_version_id: version.map(KeyVersionId::as_str),
+            outcome,
             code,
             // Context keys only: values may be sensitive.
-            context_keys: ctx
-                .map(|c| c.iter().map(|(k, _)| k.to_owned()).collect())
-                .unwrap_or_default(),
-            detail,
+            context_keys: match ctx {
+                Some(c) => Keys::Context(c),
+                None => Keys::List(&[]),
+            },
+            detail: detail.as_deref(),
         };
-        if log.record(ev, now).is_err() {
+        if log.record_ref(&ev, now).is_err() {
             g.audit_failed.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
