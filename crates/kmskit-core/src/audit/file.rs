@@ -27,6 +27,9 @@ const ANCHOR: &str = "anchor.json";
 /// Events queued for the writer at most; appends wait beyond this.
 const MAX_PENDING: usize = 65_536;
 
+/// Bytes of queue buffer kept between batches (a burst's larger buffer is given back).
+const SPARE_KEEP: usize = 1 << 20;
+
 /// Settings of a [`FileSink`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,6 +330,11 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
         last_commit = Some(std::time::Instant::now());
         let mut batch = batch;
         batch.clear();
+        // Keep the buffer for the next batch, but not the peak of a burst (up to MAX_PENDING events).
+        if batch.bytes.capacity() > SPARE_KEEP {
+            batch.bytes.shrink_to(SPARE_KEEP);
+            batch.events.shrink_to(SPARE_KEEP / 256);
+        }
         let mut q = shared.lock();
         q.spare = batch;
         match r {
