@@ -307,3 +307,54 @@ fn tracing_bridge_takes_events_beside_a_readable_sink() {
     }
     assert_eq!(log.verify().unwrap().unwrap().events, 3);
 }
+
+#[test]
+fn file_and_memory_sinks_hold_the_same_events_whichever_way_they_are_fed() {
+    // One log, both sinks: the file sink takes the chain encoding, the ring an owned event.
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(FileSink::open(dir.path().join("a")).unwrap());
+    let ring = Arc::new(MemorySink::new(100));
+    let log = AuditLog::new(vec![file.clone() as Arc<dyn AuditSink>, ring.clone()]).unwrap();
+    for i in 0..30 {
+        let mut e = ev(i);
+        e.source_ip = Some(
+            if i % 2 == 0 { "10.0.0.1" } else { "2001:db8::7" }
+                .parse()
+                .unwrap(),
+        );
+        e.detail = (i % 5 == 0).then(|| format!("detail \"{i}\"\n\u{e9}"));
+        e.context_keys = (0..i % 4).map(|k| format!("k{k}")).collect();
+        e.outcome = Some(if i % 3 == 0 {
+            Outcome::Denied
+        } else {
+            Outcome::Success
+        });
+        log.record(e, Timestamp::from_unix(T0 + i)).unwrap();
+    }
+    log.flush().unwrap();
+    let from_file: Vec<_> = FileSink::read_dir(dir.path().join("a"))
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|(_, e)| e.unwrap())
+        .collect();
+    let from_ring: Vec<_> = ring.events().iter().map(|e| (**e).clone()).collect();
+    assert_eq!(from_file.len(), 30);
+    assert_eq!(from_file, from_ring);
+
+    // A second file sink fed the owned events through `append` writes the same lines.
+    let copy = FileSink::open(dir.path().join("b")).unwrap();
+    for e in ring.events() {
+        copy.append(&e).unwrap();
+    }
+    copy.sync_to(30).unwrap();
+    let (a, b) = (file.segment_paths().unwrap(), copy.segment_paths().unwrap());
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!(lines(&a[0]), lines(&b[0]));
+    assert_eq!(
+        verify(&FileSink::read_dir(dir.path().join("b")).unwrap())
+            .unwrap()
+            .events,
+        30
+    );
+}
