@@ -228,7 +228,7 @@ struct Writer {
 
 impl Writer {
     fn write_batch(&mut self, batch: &Batch, shared: &Shared) -> Result<()> {
-        // Serialised straight into one buffer per batch: no String per event.
+        // Every line of the batch goes into one buffer, written with one call (per segment).
         let mut buf = Vec::with_capacity(batch.events.len() * 480);
         for (seq, day, encoded, hash) in batch.iter() {
             let rotate = self.file.is_none()
@@ -293,7 +293,7 @@ impl Writer {
 fn run_writer(mut w: Writer, shared: Arc<Shared>) {
     let mut last_commit: Option<std::time::Instant> = None;
     loop {
-        let batch = {
+        let mut batch = {
             let mut q = shared.lock();
             while q.pending.events.is_empty() && !q.closed {
                 q.idle = true;
@@ -328,7 +328,6 @@ fn run_writer(mut w: Writer, shared: Arc<Shared>) {
             w.write_batch(&batch, &shared)
         };
         last_commit = Some(std::time::Instant::now());
-        let mut batch = batch;
         batch.clear();
         // Keep the buffer for the next batch, but not the peak of a burst (up to MAX_PENDING events).
         if batch.bytes.capacity() > SPARE_KEEP {

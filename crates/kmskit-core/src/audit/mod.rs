@@ -802,8 +802,6 @@ mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
 
-    /// The chain hash is a stored format: a fixed event hashes to the value every kmskit version computed,
-    /// so trails written by older versions keep verifying.
     /// The chain hash as field-by-field SHA-256 updates: what `compute_hash`'s buffered input must equal.
     fn reference_hash(e: &AuditEvent, prev: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -879,6 +877,8 @@ mod tests {
         }
     }
 
+    /// The chain hash is a stored format: a fixed event hashes to the value every kmskit version computed,
+    /// so trails written by older versions keep verifying.
     #[test]
     fn chain_hash_is_pinned() {
         let mut e = AuditEvent {
